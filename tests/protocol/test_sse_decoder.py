@@ -6,8 +6,7 @@ at a time and cut in two at every offset (see ``assert_decodes``).
 
 from __future__ import annotations
 
-from _sse_helpers import assert_decodes, feed_chunks, msg
-
+from tests.protocol._sse_helpers import assert_decodes, feed_chunks, msg
 from trio_stream.protocol import SSEDecoder
 
 # --- Decoding ---------------------------------------------------------------

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from _sse_helpers import feed_chunks, msg
 
+from tests.protocol._sse_helpers import feed_chunks, msg
 from trio_stream.protocol import (
     DEFAULT_MAX_EVENT_SIZE,
     DEFAULT_MAX_LINE_LENGTH,

@@ -6,11 +6,11 @@ the events must not depend on where the network happened to split the bytes.
 
 from __future__ import annotations
 
-from _sse_helpers import feed_chunks, split_at
-from _sse_reference import reference_decode
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from tests.protocol._sse_helpers import feed_chunks, split_at
+from tests.protocol._sse_reference import reference_decode
 from trio_stream.protocol import Event
 
 _FIELD_NAMES = ["data", "id", "event", "retry", "", "foo", "Data", "\ufeffdata", " data"]

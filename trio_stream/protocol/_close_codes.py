@@ -88,33 +88,31 @@ def should_reconnect(code: int | None) -> bool:
     always waits a :class:`Backoff` delay before reconnecting; "terminal"
     means retrying cannot help, so it stops and reports the code.
 
-    =====  ==========================  =========  ============================================
-    code   name                        reconnect  why
-    =====  ==========================  =========  ============================================
-    None   (no close code)             yes        the network or the peer died mid-stream
-    1000   NORMAL_CLOSURE              no         the server ended the stream on purpose: done
-    1001   GOING_AWAY                  yes        a server shutting down; another will answer
-    1002   PROTOCOL_ERROR              no         a bug on one side; it would happen again
-    1003   UNSUPPORTED_DATA            no         the client sends what the server refuses
-    1005   NO_STATUS_RECEIVED          yes        an unexplained close: treated as a drop
-    1006   ABNORMAL_CLOSURE            yes        the connection dropped
-    1007   INVALID_FRAME_PAYLOAD_DATA  no         the client sends invalid UTF-8
-    1008   POLICY_VIOLATION            no         the server refuses the client
-    1009   MESSAGE_TOO_BIG             no         the client would send it again
-    1010   MANDATORY_EXTENSION         no         the server lacks what the client needs
-    1011   INTERNAL_ERROR              yes        a server fault, possibly transient
-    1012   SERVICE_RESTART             yes        the server is restarting
-    1013   TRY_AGAIN_LATER             yes        overloaded for now
-    1014   BAD_GATEWAY                 yes        a proxy's upstream failed, possibly transient
-    1015   TLS_HANDSHAKE               no         certificates do not fix themselves
-    4000   SLOW_CONSUMER               yes        resume from the last event id
-    4001   UNAUTHORIZED                no         needs new credentials
-    4002   HEARTBEAT_TIMEOUT           yes        the link went quiet; a new one may work
-    4003   FORBIDDEN                   no         needs other permissions
-    4004   NOT_FOUND                   no         the topic does not exist
-    4005   INVALID_MESSAGE             no         the client would send it again
-    4008   RATE_LIMITED                yes        only after the backoff delay
-    other  (unknown)                   no         without knowing why, do not hammer the server
-    =====  ==========================  =========  ============================================
+    code  | name                       | reconnect | why
+    ------|----------------------------|-----------|-----
+    None  | (no close code)            | yes       | the network or the peer died mid-stream
+    1000  | NORMAL_CLOSURE             | no        | the server ended the stream on purpose: done
+    1001  | GOING_AWAY                 | yes       | a server shutting down; another will answer
+    1002  | PROTOCOL_ERROR             | no        | a bug on one side; it would happen again
+    1003  | UNSUPPORTED_DATA           | no        | the client sends what the server refuses
+    1005  | NO_STATUS_RECEIVED         | yes       | an unexplained close: treated as a drop
+    1006  | ABNORMAL_CLOSURE           | yes       | the connection dropped
+    1007  | INVALID_FRAME_PAYLOAD_DATA | no        | the client sends invalid UTF-8
+    1008  | POLICY_VIOLATION           | no        | the server refuses the client
+    1009  | MESSAGE_TOO_BIG            | no        | the client would send it again
+    1010  | MANDATORY_EXTENSION        | no        | the server lacks what the client needs
+    1011  | INTERNAL_ERROR             | yes       | a server fault, possibly transient
+    1012  | SERVICE_RESTART            | yes       | the server is restarting
+    1013  | TRY_AGAIN_LATER            | yes       | overloaded for now
+    1014  | BAD_GATEWAY                | yes       | a proxy's upstream failed, possibly transient
+    1015  | TLS_HANDSHAKE              | no        | certificates do not fix themselves
+    4000  | SLOW_CONSUMER              | yes       | resume from the last event id
+    4001  | UNAUTHORIZED               | no        | needs new credentials
+    4002  | HEARTBEAT_TIMEOUT          | yes       | the link went quiet; a new one may work
+    4003  | FORBIDDEN                  | no        | needs other permissions
+    4004  | NOT_FOUND                  | no        | the topic does not exist
+    4005  | INVALID_MESSAGE            | no        | the client would send it again
+    4008  | RATE_LIMITED               | yes       | only after the backoff delay
+    other | (unknown)                  | no        | without knowing why, do not hammer the server
     """
     return code is None or code in _RECONNECT

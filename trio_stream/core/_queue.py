@@ -1,0 +1,349 @@
+"""A bounded single-consumer queue with an overflow policy.
+
+A ``deque`` plus a parked consumer task is cheaper per item than a trio memory
+channel (no checkpoint per put, no per-item wake-up when the consumer is
+busy), supports dropping the oldest item, and lets the consumer take
+everything queued in one step. The Hub puts one queue behind every
+subscriber; adapters may use one directly as a per-connection outbox.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import trio
+
+from ._errors import SubscriberDisconnected
+
+__all__ = ["DEFAULT_CAPACITY", "BoundedQueue", "Overflow", "QueueStatistics"]
+
+T = TypeVar("T")
+
+#: Default per-subscriber capacity. 256 events absorb a burst while a
+#: client's socket is briefly stalled (a full TCP window, a GC pause) and cost
+#: only 256 references: queued events are shared, already-encoded objects, not
+#: copies. A reader further behind than that is better served by the
+#: ``DISCONNECT`` policy and a resume from history (1000 events by default).
+DEFAULT_CAPACITY = 256
+
+_OPEN, _CLOSED, _DISCONNECTED = 0, 1, 2
+
+
+class Overflow(enum.Enum):
+    """What a :class:`BoundedQueue` does with a new item when it is full.
+
+    * ``DISCONNECT`` (the fan-out default): detach the consumer at once, free
+      its queued items; its next receive raises :class:`SubscriberDisconnected`
+      and its client resumes from history with its last event id. Nothing is
+      lost while history covers the gap.
+    * ``DROP_OLDEST``: discard the oldest queued item (the queue keeps the
+      newest ones): for "latest value wins" feeds such as tickers.
+    * ``DROP_NEWEST``: discard the new item (the queue keeps the oldest ones).
+    * ``BLOCK``: the producer waits for room. The only policy that can slow a
+      producer: meant for single-consumer streams (one LLM answer to one
+      client), so that backpressure reaches the producer and, from there, the
+      upstream socket.
+
+    Drops are counted in :meth:`BoundedQueue.statistics`.
+    """
+
+    BLOCK = "block"
+    DROP_OLDEST = "drop_oldest"
+    DROP_NEWEST = "drop_newest"
+    DISCONNECT = "disconnect"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStatistics:
+    """A snapshot of one queue's counters.
+
+    ``depth`` items are queued now; ``peak`` is the largest depth seen (at most
+    ``capacity``; under ``BLOCK`` at most ``capacity`` plus the producers that
+    raced past a wait for room, never more than twice ``capacity``);
+    ``delivered`` items went to the consumer; ``dropped`` were discarded by a
+    ``DROP_*`` policy; ``disconnected`` is true once the queue
+    overflowed under ``DISCONNECT`` (or :meth:`BoundedQueue.disconnect` was
+    called); ``closed`` once it accepts nothing more (closed or disconnected).
+    """
+
+    capacity: int
+    overflow: Overflow
+    depth: int
+    peak: int
+    delivered: int
+    dropped: int
+    disconnected: bool
+    closed: bool
+
+
+class BoundedQueue(Generic[T]):
+    """A queue of at most ``capacity`` items for ONE consuming task.
+
+    ``capacity`` (default :data:`DEFAULT_CAPACITY`, 256; must be at least 1)
+    bounds memory; ``overflow`` (default ``Overflow.DISCONNECT``) says what
+    happens when it is full. Only one task may receive at a time (a second
+    gets :class:`trio.BusyResourceError`); any number may put.
+
+    Putting never waits except under ``Overflow.BLOCK`` (:meth:`put`).
+    :meth:`close` ends the queue normally: the consumer drains what is queued,
+    then :meth:`get_batch` returns ``[]``. :meth:`disconnect` ends it at once:
+    queued items are freed and the next receive raises
+    :class:`SubscriberDisconnected`.
+    """
+
+    __slots__ = (
+        "_abort",
+        "_capacity",
+        "_delivered",
+        "_dropped",
+        "_items",
+        "_limit",
+        "_overflow",
+        "_peak",
+        "_room",
+        "_state",
+        "_waiter",
+    )
+
+    def __init__(
+        self, capacity: int = DEFAULT_CAPACITY, overflow: Overflow = Overflow.DISCONNECT
+    ) -> None:
+        if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
+            raise ValueError("capacity must be an int >= 1")
+        if not isinstance(overflow, Overflow):
+            raise TypeError("overflow must be an Overflow member")
+        self._capacity = capacity
+        # The fast-path bound: equal to capacity while open, -1 once closed so
+        # that every put falls through to the slow path that checks the state.
+        self._limit = capacity
+        self._overflow = overflow
+        self._items: deque[T] = deque()
+        self._peak = 0
+        self._delivered = 0
+        self._dropped = 0
+        self._state = _OPEN
+        self._waiter: trio.lowlevel.Task | None = None
+        # Producers waiting for room: only BLOCK queues ever have any.
+        self._room = trio.lowlevel.ParkingLot() if overflow is Overflow.BLOCK else None
+        self._abort = self._abort_receive
+
+    @property
+    def capacity(self) -> int:
+        """The most items the queue holds (see :class:`Overflow` for ``BLOCK``)."""
+        return self._capacity
+
+    @property
+    def overflow(self) -> Overflow:
+        """The queue's overflow policy."""
+        return self._overflow
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    # -- producer side -------------------------------------------------------
+
+    def put_nowait(self, item: T) -> bool:
+        """Queue ``item`` without waiting; never a checkpoint.
+
+        Returns False if the queue is closed or disconnected (the item is not
+        queued; under ``DISCONNECT`` this put may be the one that overflowed),
+        True otherwise, including when a ``DROP_*`` policy dropped an item.
+        Under ``BLOCK`` a full queue raises :class:`trio.WouldBlock`.
+        """
+        if (
+            self._overflow is Overflow.BLOCK
+            and self._state == _OPEN
+            and len(self._items) >= self._capacity
+        ):
+            raise trio.WouldBlock
+        return self._offer(item)
+
+    async def put(self, item: T) -> bool:
+        """Queue ``item``; under ``Overflow.BLOCK`` wait for room first.
+
+        Other policies never wait (see :meth:`put_nowait`). Always a
+        checkpoint. If cancelled while waiting, the item was not queued.
+        Returns False if the queue is (or became) closed or disconnected.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._room is not None and self._is_full():
+            while self._is_full():
+                await self._room.park()
+        else:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        return self._offer(item)
+
+    def _is_full(self) -> bool:
+        return self._state == _OPEN and len(self._items) >= self._capacity
+
+    async def _wait_for_room(self) -> None:
+        # Park until the consumer takes something (or the queue ends); the
+        # caller re-checks. Used by the Hub for BLOCK subscribers.
+        assert self._room is not None, "only BLOCK queues wait for room"
+        await self._room.park()
+
+    def _offer(self, item: T) -> bool:
+        # The per-item, per-subscriber hot path of a fan-out: keep it short.
+        items = self._items
+        if len(items) < self._limit:
+            items.append(item)
+            if len(items) > self._peak:
+                self._peak = len(items)
+            waiter = self._waiter
+            if waiter is not None:
+                self._waiter = None
+                trio.lowlevel.reschedule(waiter)
+            return True
+        return self._offer_full(item)
+
+    def _offer_full(self, item: T) -> bool:
+        if self._state != _OPEN:
+            return False
+        overflow = self._overflow
+        if overflow is Overflow.DROP_OLDEST:
+            self._items.popleft()
+            self._items.append(item)
+            self._dropped += 1
+        elif overflow is Overflow.DROP_NEWEST:
+            self._dropped += 1
+        elif overflow is Overflow.BLOCK and len(self._items) < 2 * self._capacity:
+            # Reached by producers that waited for room and then raced each
+            # other (the Hub with an async broker): at most one item each.
+            # Past twice the capacity something delivers without waiting for
+            # room at all; disconnecting keeps memory bounded and is loud.
+            self._items.append(item)
+            self._peak = max(self._peak, len(self._items))
+        else:
+            self.disconnect()
+            return False
+        return True
+
+    # -- consumer side -------------------------------------------------------
+
+    async def get_batch(self, max_items: int | None = None) -> list[T]:
+        """Wait for at least one item, then take up to ``max_items`` at once.
+
+        ``max_items=None`` takes everything queued (at most ``capacity``).
+        Returns ``[]`` when the queue was closed and is drained; raises
+        :class:`SubscriberDisconnected` once disconnected. Always a
+        checkpoint; if cancelled, nothing was taken.
+        """
+        if max_items is not None and max_items < 1:
+            raise ValueError("max_items must be >= 1")
+        items = self._items
+        if items or self._state != _OPEN:
+            await trio.lowlevel.checkpoint()
+        else:
+            # Blocking is a checkpoint: trio delivers a pending cancellation
+            # here, so no separate checkpoint_if_cancelled() is needed.
+            if self._waiter is not None:
+                raise trio.BusyResourceError("another task is already receiving from this queue")
+            self._waiter = trio.lowlevel.current_task()
+            await trio.lowlevel.wait_task_rescheduled(self._abort)
+        while not items and self._state == _OPEN:
+            # Another task took the items while we were rescheduled.
+            self._claim_wakeup()
+            await trio.lowlevel.wait_task_rescheduled(self._abort)
+        if max_items is None and items:
+            # The common case, inlined: take everything.
+            batch = list(items)
+            items.clear()
+            self._delivered += len(batch)
+            if self._room is not None and self._room:
+                self._room.unpark_all()
+            return batch
+        return self.get_batch_nowait(max_items)
+
+    def _claim_wakeup(self) -> None:
+        if self._waiter is not None:
+            raise trio.BusyResourceError("another task is already receiving from this queue")
+        self._waiter = trio.lowlevel.current_task()
+
+    def _abort_receive(self, _: object) -> trio.lowlevel.Abort:
+        self._waiter = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def get_batch_nowait(self, max_items: int | None = None) -> list[T]:
+        """Take up to ``max_items`` queued items without waiting.
+
+        Raises :class:`trio.WouldBlock` when the queue is open and empty,
+        :class:`SubscriberDisconnected` when disconnected; returns ``[]`` when
+        closed and drained.
+        """
+        if max_items is not None and max_items < 1:
+            raise ValueError("max_items must be >= 1")
+        items = self._items
+        if items:
+            if max_items is None or len(items) <= max_items:
+                batch = list(items)
+                items.clear()
+            else:
+                batch = [items.popleft() for _ in range(max_items)]
+            self._delivered += len(batch)
+            if self._room is not None and self._room:
+                self._room.unpark_all()
+            return batch
+        if self._state == _DISCONNECTED:
+            raise SubscriberDisconnected(
+                f"disconnected: fell {self._capacity} events behind; resume from the last event id"
+            )
+        if self._state == _CLOSED:
+            return []
+        raise trio.WouldBlock
+
+    # -- ending --------------------------------------------------------------
+
+    def close(self) -> None:
+        """End the queue normally: no more puts; the consumer drains, then gets ``[]``.
+
+        Synchronous, so it cannot be cancelled. Idempotent; no effect on a
+        disconnected queue.
+        """
+        if self._state == _OPEN:
+            self._state = _CLOSED
+            self._end()
+
+    def disconnect(self) -> None:
+        """End the queue at once: free queued items; the next receive raises.
+
+        What ``Overflow.DISCONNECT`` does on overflow. Synchronous; idempotent.
+        """
+        if self._state != _DISCONNECTED:
+            self._state = _DISCONNECTED
+            self._items.clear()
+            self._end()
+
+    def _end(self) -> None:
+        self._limit = -1
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            trio.lowlevel.reschedule(waiter)
+        if self._room is not None:
+            self._room.unpark_all()
+
+    @property
+    def closed(self) -> bool:
+        """True once the queue accepts no more items (closed or disconnected)."""
+        return self._state != _OPEN
+
+    @property
+    def disconnected(self) -> bool:
+        """True once the queue was disconnected (overflow under ``DISCONNECT``)."""
+        return self._state == _DISCONNECTED
+
+    def statistics(self) -> QueueStatistics:
+        """Return a :class:`QueueStatistics` snapshot (cheap; no checkpoint)."""
+        return QueueStatistics(
+            capacity=self._capacity,
+            overflow=self._overflow,
+            depth=len(self._items),
+            peak=self._peak,
+            delivered=self._delivered,
+            dropped=self._dropped,
+            disconnected=self._state == _DISCONNECTED,
+            closed=self._state != _OPEN,
+        )

@@ -1,0 +1,207 @@
+"""`DemoApp`: the demo's HTTP surface (DESIGN §11) as one ASGI application."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import trio
+
+from ..core import Hub, HubClosedError, InvalidTopicError, validate_topic
+from ..protocol import Event, TrioStreamError
+from ..sse import Router
+from ..sse._asgi import Receive, Scope, Send
+from ..websocket import WebSocketServer
+from ._answers import Answers
+from ._config import DemoConfig
+from ._http import (
+    ClientGone,
+    DemoRequestError,
+    bearer_allowed,
+    read_json_object,
+    send_bytes,
+    send_json,
+)
+from ._jobs import JobRunner, JobsBusy, check_job
+from ._metrics import CONTENT_TYPE, MetricsSnapshot, render_metrics
+from ._rooms import Rooms
+from ._static import StaticFiles
+from ._streams import TopicStreams
+from ._ticker import TICKER_TOPIC
+
+__all__ = ["DemoApp"]
+
+logger = logging.getLogger("trio_stream.demo")
+
+_EVENT_TYPE_LIMIT = 64
+
+
+class DemoApp:
+    """The demo's ASGI application: page, SSE topics, publishing, LLM answers, jobs, metrics.
+
+    =========================  ==================================================
+    ``GET /``                  the page (``/static/{name}``: its scripts, styles)
+    ``GET /sse/{topic}``       a topic as SSE, resuming from ``Last-Event-ID``
+    ``POST /api/topics/{t}``   publish ``{"data": ..., "event": optional}`` → 201
+    ``POST /v1/chat/...``      OpenAI-compatible answers; ``GET /v1/models``
+    ``POST /api/chat``         the same answer as an AI SDK UI message stream
+    ``POST /api/jobs``         start a job → 201 ``{"id", "topic", "last_event_id"}``
+    ``GET /healthz``           ``200 ok``
+    ``GET /metrics``           Prometheus text
+    =========================  ==================================================
+
+    Writes need the token when ``config.token`` is set (401 otherwise). Bad
+    input gets 400 (413 for a body over ``config.max_body_size``), unknown
+    paths 404, wrong methods 405, a full job runner 503. The page and the
+    WebSocket numbers of ``/metrics`` need :meth:`attach_websockets`.
+    """
+
+    def __init__(
+        self,
+        hub: Hub,
+        config: DemoConfig,
+        *,
+        answers: Answers,
+        jobs: JobRunner,
+        rooms: Rooms,
+    ) -> None:
+        self.hub = hub
+        self.config = config
+        self.answers = answers
+        self.jobs = jobs
+        self.rooms = rooms
+        self.streams = TopicStreams(
+            hub, retry=config.sse_retry, keepalive_interval=config.keepalive_interval
+        )
+        self.websockets: WebSocketServer | None = None
+        self.static = StaticFiles()
+        self.router = Router()
+        add = self.router.add
+        add("/", self.static.page)
+        add("/static/{name}", self.static.asset)
+        add("/sse/{topic}", self.streams)
+        add("/api/topics/{topic}", self.publish, methods=["POST"])
+        add("/api/jobs", self.start_job, methods=["POST"])
+        add("/healthz", self.healthz)
+        add("/metrics", self.metrics)
+        self.router.routes.extend(answers.routes())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Dispatch one ASGI call (``lifespan`` is acknowledged)."""
+        await self.router(scope, receive, send)
+
+    def attach_websockets(self, server: WebSocketServer) -> None:
+        """Point the page at ``server``'s port and report its statistics in ``/metrics``.
+
+        Until then the page answers 503: it cannot work without the WebSocket port.
+        """
+        self.websockets = server
+        self.static.configure(
+            {
+                "wsPort": server.port,
+                "tokenRequired": self.config.token_required,
+                "tickerTopic": TICKER_TOPIC,
+                "tickerInterval": self.config.ticker_interval,
+            }
+        )
+
+    # -- endpoints -------------------------------------------------------------------
+
+    async def publish(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /api/topics/{topic}``: publish one event → ``201 {"id": ...}``."""
+        try:
+            self._check_token(scope)
+            topic = _topic(scope)
+            body = await read_json_object(receive, self.config.max_body_size)
+            event = _event_from(body)
+            try:
+                published = await self.hub.publish(topic, event)
+            except HubClosedError:
+                raise DemoRequestError(503, "server shutting down") from None
+            except TrioStreamError as exc:  # the broker (Redis) is unavailable
+                logger.warning("publishing on %s failed: %s", topic, exc)
+                raise DemoRequestError(503, "temporarily unavailable; retry") from None
+        except DemoRequestError as refusal:
+            await refusal.respond(scope, send)
+            return
+        except ClientGone:
+            await trio.lowlevel.checkpoint()
+            return
+        await send_json(send, 201, {"id": published.id})
+
+    async def start_job(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /api/jobs``: start a job (body optional: ``{"steps", "duration"}``)."""
+        try:
+            self._check_token(scope)
+            body = await read_json_object(receive, self.config.max_body_size, allow_empty=True)
+            try:
+                steps, duration = check_job(
+                    body.get("steps", self.jobs.default_steps),
+                    body.get("duration", self.jobs.default_duration),
+                )
+                job = await self.jobs.start(steps, duration)
+            except ValueError as exc:  # check_job's messages are fixed, safe phrases
+                raise DemoRequestError(400, str(exc)) from None
+            except JobsBusy:
+                raise DemoRequestError(503, "too many jobs running; try again later") from None
+            except (HubClosedError, RuntimeError):
+                raise DemoRequestError(503, "server shutting down") from None
+            except TrioStreamError as exc:  # the broker (Redis) is unavailable
+                logger.warning("starting a job failed: %s", exc)
+                raise DemoRequestError(503, "temporarily unavailable; retry") from None
+        except DemoRequestError as refusal:
+            await refusal.respond(scope, send)
+            return
+        except ClientGone:
+            await trio.lowlevel.checkpoint()
+            return
+        reply = {"id": job.id, "topic": job.topic, "last_event_id": job.first_event_id}
+        await send_json(send, 201, reply)
+
+    async def healthz(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``GET /healthz``: ``200 ok``."""
+        await send_bytes(scope, send, 200, b"ok", "text/plain; charset=utf-8")
+
+    async def metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``GET /metrics``: Prometheus text exposition of every part's statistics."""
+        body = render_metrics(self.snapshot()).encode()
+        await send_bytes(scope, send, 200, body, CONTENT_TYPE, [(b"cache-control", b"no-cache")])
+
+    def snapshot(self) -> MetricsSnapshot:
+        """The statistics of every part, now (what ``/metrics`` renders)."""
+        ws = self.websockets
+        return MetricsSnapshot(
+            hub=self.hub.statistics(),
+            sse=self.streams.statistics(),
+            websocket=ws.statistics() if ws is not None else None,
+            websocket_queues=tuple(p.statistics().outbound for p in ws.peers) if ws else (),
+            rooms=self.rooms.statistics(),
+            jobs=self.jobs.statistics(),
+            answers=self.answers.statistics(),
+        )
+
+    def _check_token(self, scope: Scope) -> None:
+        if not bearer_allowed(scope, self.config.token):
+            raise DemoRequestError(401, "a valid bearer token is required")
+
+
+def _topic(scope: Scope) -> str:
+    try:
+        return validate_topic(scope.get("path_params", {}).get("topic", ""))
+    except InvalidTopicError:
+        raise DemoRequestError(400, "invalid topic") from None
+
+
+def _event_from(body: dict[str, Any]) -> Event:
+    if "data" not in body:
+        raise DemoRequestError(400, "the body needs a 'data' field")
+    kind = body.get("event")
+    if kind is not None and (not isinstance(kind, str) or len(kind) > _EVENT_TYPE_LIMIT):
+        raise DemoRequestError(400, "'event' must be a string of at most 64 characters")
+    data = body["data"]
+    try:
+        if isinstance(data, str):
+            return Event(data, event=kind)
+        return Event.json(data, event=kind, ensure_ascii=False)
+    except ValueError:  # CR/LF in the event type
+        raise DemoRequestError(400, "'event' may not contain line breaks") from None

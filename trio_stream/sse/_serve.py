@@ -1,0 +1,186 @@
+"""`serve`: run an ASGI app on Hypercorn's trio worker; startable, graceful on cancel."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+from contextvars import ContextVar
+
+import hypercorn.trio
+import trio
+from hypercorn.config import Config
+
+from ..protocol import TrioStreamError
+from ._asgi import ASGIApp
+
+__all__ = ["ServeError", "current_shutdown_event", "serve"]
+
+logger = logging.getLogger("trio_stream.sse")
+
+_shutdown_event: ContextVar[trio.Event | None] = ContextVar(
+    "trio_stream_shutdown_event", default=None
+)
+
+
+class ServeError(TrioStreamError):
+    """The HTTP server failed (its startup, a listener, or the lifespan protocol).
+
+    The underlying exception group is its ``__cause__``.
+    """
+
+
+def current_shutdown_event() -> trio.Event | None:
+    """The event :func:`serve` sets when a graceful shutdown begins (None outside it).
+
+    Long-lived responses (:class:`EventStream`) watch it to end their streams
+    cleanly instead of being cut when the grace period runs out.
+    """
+    return _shutdown_event.get()
+
+
+def _listening_socket(host: str, port: int, send_timeout: float | None) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if send_timeout is not None and hasattr(socket, "TCP_USER_TIMEOUT"):
+            # Hypercorn writes to the socket inside a shield with no deadline, so
+            # an application-level timeout cannot free a write stuck on a reader
+            # that stopped reading. TCP_USER_TIMEOUT (inherited by accepted
+            # sockets) makes the kernel abort such a connection instead.
+            milliseconds = max(1, round(send_timeout * 1000))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, milliseconds)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _config(
+    base: Config | None,
+    *,
+    certfile: str | None,
+    keyfile: str | None,
+    graceful_timeout: float,
+    max_header_size: int,
+    keep_alive_timeout: float,
+) -> Config:
+    config = base if base is not None else Config()
+    config.certfile = certfile if certfile is not None else config.certfile
+    config.keyfile = keyfile if keyfile is not None else config.keyfile
+    config.graceful_timeout = graceful_timeout
+    config.shutdown_timeout = graceful_timeout
+    config.h11_max_incomplete_size = max_header_size
+    config.h2_max_header_list_size = max_header_size
+    config.keep_alive_timeout = keep_alive_timeout
+    if base is None:  # route Hypercorn's own log lines through logging, not stderr
+        config.errorlog = logging.getLogger("trio_stream.sse.hypercorn")
+    if config.ssl_enabled:
+        config.create_ssl_context()  # fail on a bad certificate before binding
+    return config
+
+
+async def _run_hypercorn(  # noqa: ASYNC114, ASYNC128  task_status is passed to hypercorn
+    app: ASGIApp,
+    config: Config,
+    stop: trio.Event,
+    scope: trio.CancelScope,
+    *,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    with scope:
+        await hypercorn.trio.serve(
+            app,  # type: ignore[arg-type]  # hypercorn's own ASGI typing
+            config,
+            shutdown_trigger=stop.wait,
+            task_status=task_status,
+            mode="asgi",
+        )
+
+
+async def serve(
+    app: ASGIApp,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+    graceful_timeout: float = 5.0,
+    send_timeout: float | None = 30.0,
+    max_header_size: int = 16 * 1024,
+    keep_alive_timeout: float = 5.0,
+    config: Config | None = None,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` with Hypercorn's trio worker until cancelled.
+
+    Start it with ``url = await nursery.start(serve, app)``: it binds
+    ``host:port`` (port 0 picks a free port) and reports its URL, e.g.
+    ``"http://127.0.0.1:54321"`` (``https://`` when given ``certfile`` and
+    ``keyfile``; HTTP/2 is then offered through ALPN).
+
+    Cancellation is a graceful shutdown: the listener closes, open
+    :class:`EventStream` responses end cleanly at once (they watch
+    :func:`current_shutdown_event`), other requests get ``graceful_timeout``
+    seconds to finish, then the app's lifespan shutdown runs (also bounded by
+    ``graceful_timeout``); after that whatever is left is cancelled. The
+    shutdown is thus bounded by about ``2 * graceful_timeout``.
+
+    ``send_timeout`` bounds, in the kernel (Linux ``TCP_USER_TIMEOUT``), how
+    long written data may stay unacknowledged: a client that stops reading is
+    disconnected after it. ``max_header_size`` bounds the request head
+    (larger ones get 431). ``config`` is a Hypercorn ``Config`` to start from;
+    the keyword arguments override it. A failure of the server itself raises
+    :class:`ServeError`.
+    """
+    hyper_config = _config(
+        config,
+        certfile=certfile,
+        keyfile=keyfile,
+        graceful_timeout=graceful_timeout,
+        max_header_size=max_header_size,
+        keep_alive_timeout=keep_alive_timeout,
+    )
+    fd = _listening_socket(host, port, send_timeout).detach()
+    hyper_config.bind = [f"fd://{fd}"]  # Hypercorn adopts (and closes) the socket
+    hyper_config.insecure_bind = []
+    shutting_down = trio.Event()
+    stop = trio.Event()
+    hyper_scope = trio.CancelScope()
+    started = False
+    token = _shutdown_event.set(shutting_down)
+    try:
+        async with trio.open_nursery() as nursery:
+            binds: list[str] = await nursery.start(
+                _run_hypercorn, app, hyper_config, stop, hyper_scope
+            )
+            started = True
+            # From here on, cancelling serve() triggers a graceful shutdown that
+            # runs to its own bounded deadline instead of cutting every connection.
+            hyper_scope.shield = True
+            task_status.started(binds[0])
+            try:
+                await trio.sleep_forever()
+            finally:
+                shutting_down.set()
+                stop.set()
+                hyper_scope.deadline = trio.current_time() + 2 * graceful_timeout + 1.0
+    except BaseExceptionGroup as group:
+        if group.split(trio.Cancelled)[1] is None:  # pragma: no cover - trio unwraps these
+            raise
+        logger.error("HTTP server failed", exc_info=group)
+        raise ServeError("the HTTP server failed") from group
+    finally:
+        _shutdown_event.reset(token)
+        if not started:
+            _close_quietly(fd)
+
+
+def _close_quietly(fd: int) -> None:
+    # Hypercorn adopts the listening socket only after a successful startup.
+    with contextlib.suppress(OSError):
+        os.close(fd)
