@@ -34,3 +34,11 @@ def test_doctests_pass(page: Path) -> None:
         str(page), module_relative=False, optionflags=doctest.ELLIPSIS, verbose=False
     )
     assert result.failed == 0
+
+
+def test_every_public_name_is_in_the_reference() -> None:
+    import trio_stream
+
+    reference = "".join(p.read_text() for p in (DOCS / "reference" / "api").glob("*.md"))
+    missing = [n for n in trio_stream.__all__ if f"::: trio_stream.{n}\n" not in reference]
+    assert not missing, f"not in docs/reference/api/: {missing}"

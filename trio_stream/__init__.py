@@ -9,6 +9,7 @@ import importlib as _importlib
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
+from .core import BoundedQueue as BoundedQueue
 from .core import Broker as Broker
 from .core import History as History
 from .core import Hub as Hub
@@ -18,6 +19,7 @@ from .core import InvalidTopicError as InvalidTopicError
 from .core import MemoryBroker as MemoryBroker
 from .core import Overflow as Overflow
 from .core import QueueStatistics as QueueStatistics
+from .core import ReconnectError as ReconnectError
 from .core import RetryBudgetExhausted as RetryBudgetExhausted
 from .core import SubscriberDisconnected as SubscriberDisconnected
 from .core import Subscription as Subscription
@@ -42,13 +44,20 @@ from .protocol import should_reconnect as should_reconnect
 from .sse import EventSource as EventSource
 from .sse import EventSourceStatistics as EventSourceStatistics
 from .sse import EventStream as EventStream
+from .sse import ExportStatistics as ExportStatistics
 from .sse import Route as Route
 from .sse import Router as Router
 from .sse import ServeError as ServeError
 from .sse import SSEClientError as SSEClientError
 from .sse import SSEResponseError as SSEResponseError
 from .sse import SSERetriesExhaustedError as SSERetriesExhaustedError
+from .sse import StreamingResponse as StreamingResponse
+from .sse import TopicsEventId as TopicsEventId
+from .sse import csv_response as csv_response
+from .sse import file_response as file_response
 from .sse import hub_endpoint as hub_endpoint
+from .sse import hub_topics_endpoint as hub_topics_endpoint
+from .sse import ndjson_response as ndjson_response
 from .sse import open_event_source as open_event_source
 from .sse import serve as serve
 from .sse import sse_response as sse_response
@@ -92,6 +101,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "Backoff",
+    "BoundedQueue",
     "Broker",
     "BrokerError",
     "BrokerUnavailableError",
@@ -102,6 +112,7 @@ __all__ = [
     "EventSource",
     "EventSourceStatistics",
     "EventStream",
+    "ExportStatistics",
     "GenerationResult",
     "HandshakeRejected",
     "HandshakeRequest",
@@ -117,6 +128,7 @@ __all__ = [
     "OpenAIUpstream",
     "Overflow",
     "QueueStatistics",
+    "ReconnectError",
     "RedisBroker",
     "RetryBudgetExhausted",
     "Route",
@@ -127,8 +139,10 @@ __all__ = [
     "SSEResponseError",
     "SSERetriesExhaustedError",
     "ServeError",
+    "StreamingResponse",
     "SubscriberDisconnected",
     "Subscription",
+    "TopicsEventId",
     "TrioStreamError",
     "UpstreamError",
     "WebSocketClient",
@@ -137,10 +151,14 @@ __all__ = [
     "WebSocketPeer",
     "WebSocketRejected",
     "WebSocketServer",
+    "csv_response",
     "encode_comment",
     "encode_preamble",
+    "file_response",
     "heartbeat",
     "hub_endpoint",
+    "hub_topics_endpoint",
+    "ndjson_response",
     "open_event_source",
     "open_hub",
     "open_websocket_client",

@@ -268,3 +268,27 @@ async def test_concurrent_receivers_share_the_items_without_a_false_end() -> Non
         # never mistaking the empty queue for an end ([]).
         got.append(await queue.get_batch())
     assert sorted(got) == [[1], [2]]
+
+
+async def test_a_third_racing_receiver_is_busy() -> None:
+    queue: BoundedQueue[int] = BoundedQueue(4)
+    outcomes: list[object] = []
+
+    async def receiver() -> None:
+        try:
+            outcomes.append(await queue.get_batch())
+        except trio.BusyResourceError:
+            outcomes.append("busy")
+            await trio.lowlevel.checkpoint()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(receiver)
+        await trio.testing.wait_all_tasks_blocked()
+        queue.put_nowait(1)  # wakes the parked one; two more race it
+        nursery.start_soon(receiver)
+        nursery.start_soon(receiver)
+        await trio.testing.wait_all_tasks_blocked()
+        # One took the item, one waits again, the third found the wait taken.
+        assert sorted(map(str, outcomes)) == ["[1]", "busy"]
+        queue.close()
+    assert sorted(map(str, outcomes)) == ["[1]", "[]", "busy"]

@@ -95,7 +95,6 @@ class BoundedQueue(Generic[T]):
     """
 
     __slots__ = (
-        "_abort",
         "_capacity",
         "_delivered",
         "_dropped",
@@ -128,7 +127,6 @@ class BoundedQueue(Generic[T]):
         self._waiter: trio.lowlevel.Task | None = None
         # Producers waiting for room: only BLOCK queues ever have any.
         self._room = trio.lowlevel.ParkingLot() if overflow is Overflow.BLOCK else None
-        self._abort = self._abort_receive
 
     @property
     def capacity(self) -> int:
@@ -239,14 +237,12 @@ class BoundedQueue(Generic[T]):
         else:
             # Blocking is a checkpoint: trio delivers a pending cancellation
             # here, so no separate checkpoint_if_cancelled() is needed.
-            if self._waiter is not None:
-                raise trio.BusyResourceError("another task is already receiving from this queue")
-            self._waiter = trio.lowlevel.current_task()
-            await trio.lowlevel.wait_task_rescheduled(self._abort)
+            self._claim_wakeup()
+            await trio.lowlevel.wait_task_rescheduled(self._abort_receive)
         while not items and self._state == _OPEN:
             # Another task took the items while we were rescheduled.
             self._claim_wakeup()
-            await trio.lowlevel.wait_task_rescheduled(self._abort)
+            await trio.lowlevel.wait_task_rescheduled(self._abort_receive)
         if max_items is None and items:
             # The common case, inlined: take everything.
             batch = list(items)
@@ -288,7 +284,8 @@ class BoundedQueue(Generic[T]):
             return batch
         if self._state == _DISCONNECTED:
             raise SubscriberDisconnected(
-                f"disconnected: fell {self._capacity} events behind; resume from the last event id"
+                f"disconnected: more than {self._capacity} items behind (or disconnected"
+                " explicitly); resume from the last event id"
             )
         if self._state == _CLOSED:
             return []

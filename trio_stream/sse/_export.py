@@ -197,7 +197,7 @@ class StreamingResponse(ResponseBase):
         self._content_length = content_length
         self._preamble = preamble
         self._encode = b"".join
-        self._window: ChunkWindow | None = None
+        self._window = ChunkWindow(capacity, write_size)
         self._completed = False
         self._aborted = False
 
@@ -206,7 +206,7 @@ class StreamingResponse(ResponseBase):
 
     @asynccontextmanager
     async def _open_window(self) -> AsyncIterator[Feed[bytes]]:
-        window = self._window = ChunkWindow(self._capacity, self._write_size)
+        window = self._window = ChunkWindow(self._capacity, self._write_size)  # a fresh one
         feed = _ExportFeed(self._producer, window, ChunkSender(window, self._item_encoder))
         try:
             yield feed
@@ -225,12 +225,10 @@ class StreamingResponse(ResponseBase):
         return headers
 
     def _batch_full(self, batch: list[Any]) -> bool:
-        window = self._window
-        return window is not None and window.in_hand_bytes >= window.write_size
+        return self._window.in_hand_bytes >= self._write_size
 
     def _written(self, count: int) -> None:
-        if self._window is not None:
-            self._window.release()
+        self._window.release()
 
     async def _finish(self, feed: Feed[Any], writer: Writer, ending: Ending) -> None:
         if feed.failed or writer.broken:
@@ -247,16 +245,17 @@ class StreamingResponse(ResponseBase):
         """An :class:`ExportStatistics` snapshot of the response (cheap; no checkpoint)."""
         writer, window = self._writer, self._window
         disconnected = self._ending is not None and self._ending.disconnected
+        streaming = self._feed is not None
         return ExportStatistics(
-            produced=window.produced if window is not None else 0,
+            produced=window.produced,
             chunks=writer.events if writer is not None else 0,
             bytes=writer.bytes if writer is not None else 0,
             writes=writer.writes if writer is not None else 0,
-            queued=window.queued if window is not None and self._feed is not None else 0,
-            in_flight=window.in_flight if window is not None and self._feed is not None else 0,
-            peak_in_flight=window.peak_in_flight if window is not None else 0,
+            queued=window.queued if streaming else 0,
+            in_flight=window.in_flight if streaming else 0,
+            peak_in_flight=window.peak_in_flight,
             capacity=self._capacity,
-            streaming=self._feed is not None,
+            streaming=streaming,
             completed=self._completed,
             aborted=self._aborted or disconnected,
             disconnected=disconnected,

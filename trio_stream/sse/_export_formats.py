@@ -110,7 +110,7 @@ class _FileResponse(StreamingResponse):
     """A file from disk: opened when the request arrives, closed whatever happens."""
 
     def __init__(self, path: str | os.PathLike[str], chunk_size: int, **options: Any) -> None:
-        super().__init__(self._read_chunks, **options)
+        super().__init__(self._chunks(), **options)
         self._path = path
         self._chunk_size = chunk_size
         self._reader: Any = None  # trio's async file wrapper, while the request runs
@@ -140,17 +140,13 @@ class _FileResponse(StreamingResponse):
                 scope_.shield = True
                 await file.aclose()
 
-    async def _read_chunks(self, send_channel: trio.abc.SendChannel[bytes]) -> None:
-        reader = self._reader
-        wait_for_room = getattr(send_channel, "wait_for_room", None)
+    async def _chunks(self) -> AsyncIterator[bytes]:  # noqa: ASYNC900  the response acloses it
+        # Pulled only when the window has room: the file is never read ahead of it.
         while True:
-            # Room first, then read: the file is never read ahead of the window.
-            if wait_for_room is not None:
-                await wait_for_room()
-            data = await reader.read(self._chunk_size)
+            data = await self._reader.read(self._chunk_size)
             if not data:
                 return
-            await send_channel.send(data)
+            yield data
 
 
 def file_response(

@@ -211,6 +211,8 @@ class EventStream(ResponseBase):
         """
         from ._multi import hub_topics_feed_factory
 
+        if isinstance(topics, str):
+            raise TypeError("topics is a sequence of topic names, not one string")
         source = hub_topics_feed_factory(
             hub,
             topics,

@@ -33,8 +33,6 @@ class ChunkWindow:
     """
 
     def __init__(self, capacity: int, write_size: int) -> None:
-        if capacity < 1 or write_size < 1:
-            raise ValueError("capacity and write_size must be >= 1")
         self.capacity = capacity
         self.write_size = write_size
         self._items: deque[bytes] = deque()
@@ -146,10 +144,6 @@ class ChunkSender(trio.abc.SendChannel[T], Generic[T]):
     def __init__(self, window: ChunkWindow, encode: Callable[[T], bytes]) -> None:
         self._window = window
         self._encode = encode
-
-    async def wait_for_room(self) -> None:
-        """Wait until :meth:`send` can queue an item without waiting."""
-        await self._window.wait_for_room()
 
     async def send(self, value: T) -> None:
         """Wait for room, then queue ``value`` encoded. A checkpoint."""

@@ -102,7 +102,7 @@ _COALESCE_DELAY = 0.005
 
 
 async def _coalesce(
-    feed: Feed[T], batch: list[T], max_batch: int, full: Callable[[list[T]], bool] | None
+    feed: Feed[T], batch: list[T], max_batch: int, full: Callable[[list[T]], bool]
 ) -> list[T]:
     """Let a producer that is outrunning the socket add to ``batch`` before it is sent.
 
@@ -120,7 +120,7 @@ async def _coalesce(
         queued = feed.backlog()[0]
         if len(batch) + queued >= max_batch or trio.current_time() >= deadline:
             break
-        if full is not None and full(batch):
+        if full(batch):
             break
         await trio.lowlevel.checkpoint()
         still = still + 1 if feed.backlog()[0] <= queued else 0
@@ -138,8 +138,8 @@ async def pump(
     max_batch: int,
     encode: Callable[[list[T]], bytes],
     *,
-    full: Callable[[list[T]], bool] | None = None,
-    written: Callable[[int], None] | None = None,
+    full: Callable[[list[T]], bool],
+    written: Callable[[int], None],
 ) -> None:
     """Write the preamble, then every batch the feed gives, until it ends or a send fails.
 
@@ -168,8 +168,7 @@ async def pump(
                 return
             sent = await writer.write(data, events=len(batch))
         finally:
-            if written is not None:
-                written(len(batch))
+            written(len(batch))
         if not sent:
             return
 
