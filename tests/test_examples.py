@@ -26,6 +26,7 @@ RUN_DEADLINE = 60
 
 EXPECTED_OUTPUT = {
     "sans_io_events.py": "rejected: Event type may not contain CR or LF",
+    "quickstart.py": "self-test ok: {",
     "sse_hub_endpoint.py": "self-test ok: 3 ticks received, resumed after ",
     "sse_client_resume.py": "self-test ok: 40 events in order over ",
     "websocket_chat.py": "self-test ok: chat delivered to 2 members",
@@ -39,6 +40,7 @@ EXPECTED_OUTPUT = {
 }
 
 SERVING = {
+    "quickstart.py",
     "export_sqlite_ndjson.py",
     "export_large_file.py",
     "sse_hub_endpoint.py",
