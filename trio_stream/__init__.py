@@ -11,6 +11,8 @@ from typing import Any as _Any
 
 from .core import BoundedQueue as BoundedQueue
 from .core import Broker as Broker
+from .core import BrokerError as BrokerError
+from .core import BrokerUnavailableError as BrokerUnavailableError
 from .core import History as History
 from .core import Hub as Hub
 from .core import HubClosedError as HubClosedError
@@ -76,15 +78,13 @@ from .websocket import open_websocket_client as open_websocket_client
 from .websocket import serve_websockets as serve_websockets
 
 if _TYPE_CHECKING:
-    from .brokers import BrokerError as BrokerError
-    from .brokers import BrokerUnavailableError as BrokerUnavailableError
     from .brokers import RedisBroker as RedisBroker
 
 __version__ = "0.1.0.dev0"
 
 # The Redis backplane imports coredis, which costs more than the rest of the
 # library together; load it on first use so `import trio_stream` stays fast.
-_LAZY = {"BrokerError": "brokers", "BrokerUnavailableError": "brokers", "RedisBroker": "brokers"}
+_LAZY = {"RedisBroker": "brokers"}
 
 
 def __getattr__(name: str) -> _Any:

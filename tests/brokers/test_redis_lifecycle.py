@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 from collections.abc import Iterator
@@ -97,9 +96,10 @@ async def test_a_custom_fanout_is_told_to_disconnect_subscribers(
         async def wait_for_room(self, topic: str) -> None:
             await trio.lowlevel.checkpoint()
 
-        def disconnect_subscribers(self, topic: str) -> None:
+        def disconnect_subscribers(self, topic: str, reason: str) -> int:
             disconnected.append(topic)
             told.set()
+            return 1
 
     broker = fast_broker(redis_server.url)
     broker.bind(RecordingFanout())
@@ -175,27 +175,22 @@ async def test_a_failed_publish_ends_the_running_tails(redis_server: RedisServer
                 os.kill(pid, signal.SIGCONT)
 
 
-async def test_a_fanout_that_cannot_disconnect_is_logged(
-    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+async def test_an_outage_ends_hub_subscribers_with_a_clear_reason(
+    redis_server: RedisServer,
 ) -> None:
-    class MinimalFanout:
-        def deliver(self, topic: str, event: Event) -> None:
-            pass
-
-        async def wait_for_room(self, topic: str) -> None:
-            await trio.lowlevel.checkpoint()
-
-    caplog.set_level(logging.WARNING, "trio_stream.brokers")
-    broker = fast_broker(redis_server.url)
-    broker.bind(MinimalFanout())
     with trio.fail_after(DEADLINE):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(broker.run)
-            await broker.watch("t")
+        async with (
+            redis_hub(redis_server.url) as hub,
+            hub.subscribe("t") as first,
+            hub.subscribe("t") as second,
+        ):
             await redis_server.astop()
-            # Whichever notices first (the tail or this publish) ends "t"'s subscribers.
-            with pytest.raises(BrokerUnavailableError):
-                await broker.publish("t", Event("x"))
-            broker.unwatch("t")
-            nursery.cancel_scope.cancel()
-    assert "cannot end the local subscribers of t" in caplog.text
+            for sub in (first, second):
+                with pytest.raises(SubscriberDisconnected) as caught:
+                    await receive_n(sub, 1)
+                message = str(caught.value)
+                assert "Redis backplane is unavailable" in message
+                assert "behind" not in message
+            stats = hub.statistics()
+            assert stats.disconnected == 2
+            assert stats.subscribers == 0  # detached at once: nothing more is queued

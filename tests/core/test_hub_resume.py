@@ -59,6 +59,9 @@ class _Inbox:
     async def wait_for_room(self, topic: str) -> None:
         await trio.lowlevel.checkpoint()
 
+    def disconnect_subscribers(self, topic: str, reason: str) -> int:
+        return 0
+
 
 class LaggingBroker(MemoryBroker):
     """A MemoryBroker whose deliveries reach the Hub later, from a background task.

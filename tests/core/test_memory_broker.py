@@ -161,6 +161,9 @@ def test_bind_refuses_a_second_hub() -> None:
         async def wait_for_room(self, topic: str) -> None:
             await trio.lowlevel.checkpoint()
 
+        def disconnect_subscribers(self, topic: str, reason: str) -> int:
+            return 0
+
     broker = MemoryBroker()
     sink = Sink()
     broker.bind(sink)

@@ -294,3 +294,16 @@ async def test_a_plain_list_of_delays_restarts_after_a_good_session(
     ) == ("end")
     gaps = [b - a for a, b in zip(sessions.starts, sessions.starts[1:], strict=False)]
     assert gaps == [1, 101, 101, 5]  # each good session restarts the list at 1 s
+
+
+async def test_a_session_that_was_up_logs_its_retry_at_info(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    sessions = Sessions([("up", OSError("server closed")), OSError("refused"), "end"])
+    with caplog.at_level(logging.INFO, logger="trio_stream.core"):
+        result = await reconnect_loop(
+            sessions.connect, backoff=Backoff(jitter=0.0), classify=retry_os_errors
+        )
+    assert result == "end"
+    levels = [r.levelno for r in caplog.records if "retrying in" in r.getMessage()]
+    assert levels == [logging.INFO, logging.WARNING]

@@ -222,17 +222,3 @@ async def test_page_runs_under_its_content_security_policy_in_dark_mode(
         await page.screenshot(screenshots / "overview-dark.png")
         violations = [e for e in page.console_errors if "Content Security Policy" in e]
     assert violations == []
-
-
-async def test_at_most_three_jobs_stream_at_once(browser: BrowserThread) -> None:
-    # Each live job holds one of the browser's 6 HTTP/1.1 connections to the server.
-    async with (
-        running_demo(job_steps=2, job_duration=60.0) as server,
-        showing(browser, server.url + "/") as page,
-    ):
-        for count in (1, 2, 3):
-            await page.click("#job-start")
-            await page.wait_for(f"(n) => Object.keys({DEMO}.jobs).length === n", arg=count)
-        await page.wait_for_selector("#job-start[disabled]")
-        title = await page.evaluate("() => document.getElementById('job-start').title")
-    assert title == "at most 3 jobs at a time"

@@ -176,3 +176,51 @@ async def test_a_target_that_closes_and_a_client_that_leaves() -> None:
                 await client.receive_some()
             nursery.cancel_scope.cancel()
     assert proxy.connections == 2
+
+
+async def test_cut_all_closes_every_open_connection_and_keeps_serving() -> None:
+    received: list[bytes] = []
+    with trio.fail_after(SAFETY):
+        async with trio.open_nursery() as nursery:
+            target = await start_target(nursery, received)
+            proxy = FaultProxy("127.0.0.1", target)
+            port = await nursery.start(proxy.serve)
+            clients = [await trio.open_tcp_stream("127.0.0.1", port) for _ in range(2)]
+            for client in clients:
+                data = b""
+                while len(data) < len(PAYLOAD):
+                    data += await client.receive_some()
+            assert proxy.cut_all() == 2
+            for client in clients:
+                async with client:
+                    assert await read_until_eof(client) == b""
+            assert proxy.cuts == 2
+            async with await trio.open_tcp_stream("127.0.0.1", port) as later:
+                assert await later.receive_some() != b""  # new connections still work
+            assert proxy.cut_all() in (0, 1)  # 1 if `later` is still closing
+            nursery.cancel_scope.cancel()
+
+
+async def test_lowering_cut_after_bytes_below_what_was_sent_cuts_at_once() -> None:
+    async def target(stream: trio.SocketStream) -> None:
+        async with stream:
+            await stream.send_all(PAYLOAD)
+            await stream.receive_some()  # "more, please"
+            await stream.send_all(PAYLOAD)
+            await stream.receive_some()
+
+    with trio.fail_after(SAFETY):
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(trio.serve_tcp, target, 0)
+            proxy = FaultProxy("127.0.0.1", listeners[0].socket.getsockname()[1])
+            port = await nursery.start(proxy.serve)
+            async with await trio.open_tcp_stream("127.0.0.1", port) as client:
+                data = b""
+                while len(data) < len(PAYLOAD):
+                    data += await client.receive_some()
+                proxy.cut_after_bytes = 10  # already past it
+                await client.send_all(b"more")
+                assert await read_until_eof(client) == b""
+            assert proxy.bytes_to_client == len(PAYLOAD)
+            assert proxy.cuts == 1
+            nursery.cancel_scope.cancel()

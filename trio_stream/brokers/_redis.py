@@ -294,6 +294,18 @@ class RedisBroker:
         parsed = parse_event_id(event_id)
         return None if parsed is None else (parsed.ms, parsed.seq)
 
+    async def head(self, topic: str) -> str | None:
+        """The id of ``topic``'s newest event (``XREVRANGE COUNT 1``), None if it has none.
+
+        Resuming from it replays what ``topic`` publishes afterwards: a
+        multi-topic SSE stream records it for topics that have sent nothing
+        yet, so a reconnect loses none of their events. Raises
+        :class:`BrokerUnavailableError` during an outage.
+        """
+        self._check_available()
+        newest = await self._guarded(self._store.newest(topic))
+        return None if newest is None else newest.event_id
+
     def statistics(self) -> RedisBrokerStatistics:
         """Return a :class:`RedisBrokerStatistics` snapshot (no checkpoint)."""
         return RedisBrokerStatistics(
@@ -340,19 +352,9 @@ class RedisBroker:
 
     def _disconnect_local(self, topic: str) -> None:
         # End the topic's local subscribers with SubscriberDisconnected, the
-        # "reconnect and resume" signal. LocalFanout has no method for it yet
-        # (requested from core as `disconnect_subscribers(topic)`); until then
-        # this reaches into the core Hub's per-topic queues.
-        disconnect = getattr(self._fanout, "disconnect_subscribers", None)
-        if callable(disconnect):
-            disconnect(topic)
-            return
-        topics = getattr(self._fanout, "_topics", None)
-        if not isinstance(topics, dict):
-            logger.warning("cannot end the local subscribers of %s: no disconnect method", topic)
-            return
-        for queue in list(getattr(topics.get(topic), "queues", ())):
-            queue.disconnect()
+        # "reconnect and resume" signal.
+        assert self._fanout is not None, "tails run only once the broker is bound"
+        self._fanout.disconnect_subscribers(topic, "the Redis backplane is unavailable")
 
     async def _probe(self) -> None:
         # One prober per outage; runs until Redis answers or the broker stops.

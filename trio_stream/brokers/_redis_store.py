@@ -184,6 +184,13 @@ class RedisStore:
         entries = await self._call("anchor", self.commands.xrevrange(key, "+", "-", count=1))
         return str(entries[0].identifier) if entries else "0-0"
 
+    async def newest(self, topic: str) -> RedisPosition | None:
+        """The position of ``topic``'s newest entry (``XREVRANGE ... COUNT 1``), or None."""
+        key = self.stream_key(topic)
+        raw = await self._call("head", self.commands.xrevrange(key, "+", "-", count=1))
+        decoded = self._decode(topic, raw)
+        return decoded[0][0] if decoded else None
+
     async def range_after(
         self, topic: str, start: RedisPosition, *, count: int
     ) -> tuple[bool, list[tuple[RedisPosition, Event]]]:

@@ -5,6 +5,8 @@ Imports trio and the sans-IO protocol layer only; never a network library.
 
 from ._broker import Broker as Broker
 from ._broker import LocalFanout as LocalFanout
+from ._errors import BrokerError as BrokerError
+from ._errors import BrokerUnavailableError as BrokerUnavailableError
 from ._errors import HubClosedError as HubClosedError
 from ._errors import InvalidTopicError as InvalidTopicError
 from ._errors import ReconnectError as ReconnectError
@@ -31,7 +33,9 @@ __all__ = [
     "MAX_TOPIC_LENGTH",
     "BoundedQueue",
     "Broker",
+    "BrokerError",
     "BrokerStatistics",
+    "BrokerUnavailableError",
     "History",
     "Hub",
     "HubClosedError",

@@ -37,6 +37,16 @@ class LocalFanout(Protocol):
         delivery so that a blocking subscriber slows the tail, not memory.
         """
 
+    def disconnect_subscribers(self, topic: str, reason: str) -> int:
+        """End every local subscriber of ``topic`` with the "reconnect" signal.
+
+        Each one's next receive raises :class:`SubscriberDisconnected` (with
+        ``reason`` in its message): its client reconnects with its last event
+        id and resumes from history. A broker calls it when it can no longer
+        deliver ``topic`` (e.g. its backend went away). Synchronous; returns
+        how many subscribers were ended.
+        """
+
 
 class Broker(Protocol):
     """The interface a :class:`Hub` uses to store, replay and distribute events.

@@ -7,6 +7,8 @@ import trio
 from ..protocol import TrioStreamError
 
 __all__ = [
+    "BrokerError",
+    "BrokerUnavailableError",
     "HubClosedError",
     "InvalidTopicError",
     "ReconnectError",
@@ -57,3 +59,23 @@ class RetryBudgetExhausted(ReconnectError):
     def __init__(self, message: str, *, attempts: int) -> None:
         super().__init__(message)
         self.attempts = attempts
+
+
+class BrokerError(TrioStreamError):
+    """A broker could not do what was asked: base of the broker errors.
+
+    Raised as is when the backend is reachable but refuses the request (a
+    wrong password, missing ACL permissions, Redis out of memory...): retrying
+    will not help until someone fixes the configuration.
+    """
+
+
+class BrokerUnavailableError(BrokerError):
+    """The broker's backend (e.g. Redis) cannot be reached right now: nothing was done.
+
+    ``publish`` raises it instead of dropping the event silently; ``subscribe``
+    raises it instead of starting a stream that would miss events. Retrying
+    later is the right response (an HTTP endpoint answers 503 with
+    ``Retry-After``; a client reconnects with its last event id and loses
+    nothing once the backend is back).
+    """

@@ -172,6 +172,26 @@ class Hub:
                 self._check_open()
         await trio.lowlevel.checkpoint()
 
+    def disconnect_subscribers(self, topic: str, reason: str) -> int:
+        """End every local subscriber of ``topic`` now, as if each had overflowed.
+
+        Each subscription's next receive raises :class:`SubscriberDisconnected`
+        with ``reason`` in its message (queued events are released: the client
+        resumes them from history with its last event id). Brokers call it when
+        they cannot deliver ``topic`` any more (see :class:`LocalFanout`);
+        counted in ``statistics().disconnected``. Synchronous (cannot be
+        cancelled); returns the number of subscribers ended.
+        """
+        state = self._topics.get(topic)
+        if state is None:
+            return 0
+        queues = list(state.queues)
+        for queue in queues:
+            queue.disconnect(reason)
+            self._detach(topic, queue)
+        logger.info("topic %s: disconnected %d subscriber(s): %s", topic, len(queues), reason)
+        return len(queues)
+
     # -- subscribing ---------------------------------------------------------
 
     @asynccontextmanager
@@ -259,9 +279,10 @@ class Hub:
         self._retired_dropped += stats.dropped
         if stats.disconnected:
             self._disconnected += 1
-            logger.info(
-                "topic %s: disconnected a subscriber %d events behind", topic, stats.capacity
-            )
+            if queue._reason is None:  # overflow; disconnect_subscribers logs its own
+                logger.info(
+                    "topic %s: disconnected a subscriber %d events behind", topic, stats.capacity
+                )
 
     # -- lifecycle -----------------------------------------------------------
 

@@ -102,6 +102,7 @@ class BoundedQueue(Generic[T]):
         "_limit",
         "_overflow",
         "_peak",
+        "_reason",
         "_room",
         "_state",
         "_waiter",
@@ -124,6 +125,7 @@ class BoundedQueue(Generic[T]):
         self._delivered = 0
         self._dropped = 0
         self._state = _OPEN
+        self._reason: str | None = None
         self._waiter: trio.lowlevel.Task | None = None
         # Producers waiting for room: only BLOCK queues ever have any.
         self._room = trio.lowlevel.ParkingLot() if overflow is Overflow.BLOCK else None
@@ -283,9 +285,13 @@ class BoundedQueue(Generic[T]):
                 self._room.unpark_all()
             return batch
         if self._state == _DISCONNECTED:
+            if self._reason is not None:
+                raise SubscriberDisconnected(
+                    f"disconnected: {self._reason}; resume from the last event id"
+                )
             raise SubscriberDisconnected(
-                f"disconnected: more than {self._capacity} items behind (or disconnected"
-                " explicitly); resume from the last event id"
+                f"disconnected: more than {self._capacity} items behind;"
+                " resume from the last event id"
             )
         if self._state == _CLOSED:
             return []
@@ -303,13 +309,17 @@ class BoundedQueue(Generic[T]):
             self._state = _CLOSED
             self._end()
 
-    def disconnect(self) -> None:
+    def disconnect(self, reason: str | None = None) -> None:
         """End the queue at once: free queued items; the next receive raises.
 
-        What ``Overflow.DISCONNECT`` does on overflow. Synchronous; idempotent.
+        What ``Overflow.DISCONNECT`` does on overflow (then without
+        ``reason``). ``reason`` (e.g. "the broker is unavailable") goes into
+        the :class:`SubscriberDisconnected` message instead of "N items
+        behind". Synchronous; idempotent (the first reason stays).
         """
         if self._state != _DISCONNECTED:
             self._state = _DISCONNECTED
+            self._reason = reason
             self._items.clear()
             self._end()
 

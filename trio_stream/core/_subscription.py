@@ -40,7 +40,8 @@ class Subscription:
         self._queue = queue
         self._position = position
         self._recovered = recovered
-        self._replay: deque[Event] = deque(replay)
+        # Most subscriptions replay nothing: no deque (most of a KiB) for them.
+        self._replay: deque[Event] | None = deque(replay) if replay else None
         # Live events at or before this position were already replayed (or
         # seen by the client before it resumed): skipped once, then None.
         self._seen_through = seen_through
@@ -61,6 +62,14 @@ class Subscription:
         """The id of the last event received from this subscription (None before the first)."""
         return self._last_event_id
 
+    @property
+    def queued(self) -> int:
+        """Live events waiting in the queue now (``statistics().depth``, without the snapshot).
+
+        Cheap enough for a writer to poll every scheduler round.
+        """
+        return len(self._queue)
+
     def statistics(self) -> QueueStatistics:
         """The subscriber's queue statistics (live events; replayed ones are not queued)."""
         return self._queue.statistics()
@@ -79,7 +88,7 @@ class Subscription:
             raise ValueError("max_events must be >= 1")
         if self._replay:
             await trio.lowlevel.checkpoint()
-            batch = self._take_replay(max_events)
+            batch = self._take_replay(self._replay, max_events)
         else:
             while True:
                 batch = await self._queue.get_batch(max_events)
@@ -92,11 +101,10 @@ class Subscription:
             self._last_event_id = batch[-1].id
         return batch
 
-    def _take_replay(self, max_events: int | None) -> list[Event]:
-        replay = self._replay
+    def _take_replay(self, replay: deque[Event], max_events: int | None) -> list[Event]:
         if max_events is None or max_events >= len(replay):
             batch = list(replay)
-            replay.clear()
+            self._replay = None
         else:
             batch = [replay.popleft() for _ in range(max_events)]
         return batch

@@ -108,9 +108,11 @@ async def reconnect_loop(  # noqa: ASYNC114  lead: list in .flake8 startable-in-
     session is up.
 
     When a session raises, ``classify(error)`` says whether to retry; if so
-    the loop sleeps the next delay from ``backoff`` (any iterable of seconds,
-    e.g. :class:`~trio_stream.protocol.Backoff`), calls ``on_retry(error,
-    delay)`` first if given, and connects again. A non-retryable error is
+    the loop logs it (INFO when the session had come up: a server close is
+    the expected way to reconnect; WARNING when it never got up), sleeps the
+    next delay from ``backoff`` (any iterable of seconds, e.g.
+    :class:`~trio_stream.protocol.Backoff`), calls ``on_retry(error, delay)``
+    first if given, and connects again. A non-retryable error is
     re-raised as is. After ``max_attempts`` consecutive failed attempts
     (``None``: no limit), or when ``backoff`` runs out of delays, it raises
     :class:`RetryBudgetExhausted` ``from`` the last error.
@@ -163,7 +165,11 @@ async def reconnect_loop(  # noqa: ASYNC114  lead: list in .flake8 startable-in-
             ) from error
         if on_retry is not None:
             on_retry(error, delay)
-        logger.warning(
+        # A session that was up and then ended (the server closed it, a
+        # stream ended) is the expected way to reconnect: INFO. Failing to
+        # get a session up at all is a real failure: WARNING.
+        logger.log(
+            logging.INFO if session.up else logging.WARNING,
             "session failed (%s); retrying in %.3f s (attempt %d)",
             type(error).__name__,
             delay,

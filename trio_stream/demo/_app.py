@@ -24,6 +24,7 @@ from ._http import (
 )
 from ._jobs import JobRunner, JobsBusy, check_job
 from ._metrics import CONTENT_TYPE, MetricsSnapshot, render_metrics
+from ._multi_streams import MultiTopicStreams
 from ._rooms import Rooms
 from ._static import StaticFiles
 from ._streams import TopicStreams
@@ -42,6 +43,7 @@ class DemoApp:
     =========================  ==================================================
     ``GET /``                  the page (``/static/{name}``: its scripts, styles)
     ``GET /sse/{topic}``       a topic as SSE, resuming from ``Last-Event-ID``
+    ``GET /sse?topic=a&...``   several topics on one SSE stream (multi-topic ids)
     ``POST /api/topics/{t}``   publish ``{"data": ..., "event": optional}`` → 201
     ``POST /v1/chat/...``      OpenAI-compatible answers; ``GET /v1/models``
     ``POST /api/chat``         the same answer as an AI SDK UI message stream
@@ -73,12 +75,19 @@ class DemoApp:
         self.streams = TopicStreams(
             hub, retry=config.sse_retry, keepalive_interval=config.keepalive_interval
         )
+        self.topic_streams = MultiTopicStreams(
+            hub,
+            self.streams,
+            retry=config.sse_retry,
+            keepalive_interval=config.keepalive_interval,
+        )
         self.websockets: WebSocketServer | None = None
         self.static = StaticFiles()
         self.router = Router()
         add = self.router.add
         add("/", self.static.page)
         add("/static/{name}", self.static.asset)
+        add("/sse", self.topic_streams)
         add("/sse/{topic}", self.streams)
         add("/api/topics/{topic}", self.publish, methods=["POST"])
         add("/api/jobs", self.start_job, methods=["POST"])

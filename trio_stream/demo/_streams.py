@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, cast
 
-from ..core import Hub, HubClosedError, InvalidTopicError, Overflow, Subscription, validate_topic
-from ..protocol import Event, TrioStreamError
+from ..core import Hub, InvalidTopicError, Overflow, Subscription, validate_topic
+from ..protocol import Event
 from ..sse import EventStream, RequestRejected
 from ..sse._asgi import Receive, Scope, Send
 
@@ -43,32 +40,6 @@ class SSEStatistics:
     capacity: int
 
 
-class _CountingHub:
-    """Stands in for the Hub in :meth:`EventStream.from_hub` to see each subscription's
-    ``recovered`` flag (the response does not expose it), and to answer 503 when the
-    broker is unavailable (the client's EventSource retries)."""
-
-    def __init__(self, hub: Hub, streams: TopicStreams) -> None:
-        self._hub = hub
-        self._streams = streams
-
-    @asynccontextmanager
-    async def subscribe(self, topic: str, **options: Any) -> AsyncIterator[Subscription]:
-        async with AsyncExitStack() as stack:
-            try:
-                subscription = await stack.enter_async_context(
-                    self._hub.subscribe(topic, **options)
-                )
-            except (HubClosedError, InvalidTopicError):
-                raise  # EventStream answers these itself (503, 400)
-            except TrioStreamError as exc:  # the broker (Redis) is unavailable
-                logger.warning("subscribing to %s failed: %s", topic, exc)
-                raise RequestRejected(503, "temporarily unavailable; retry") from None
-            if options.get("last_event_id"):
-                self._streams.count_resume(recovered=subscription.recovered)
-            yield subscription
-
-
 class TopicStreams:
     """The ASGI endpoint for routes like ``/sse/{topic}``, with statistics.
 
@@ -92,8 +63,6 @@ class TopicStreams:
         capacity: int = 256,
     ) -> None:
         self._hub = hub
-        # from_hub only calls .subscribe(); the stand-in provides exactly that.
-        self._counting = cast(Hub, _CountingHub(hub, self))
         self._retry = retry
         self._keepalive_interval = keepalive_interval
         self.capacity = capacity
@@ -112,14 +81,21 @@ class TopicStreams:
             await RequestRejected(400, "invalid topic").respond(scope, send)
             return
         stream = EventStream.from_hub(
-            self._counting,
+            self._hub,
             topic,
             capacity=self.capacity,
             overflow=Overflow.DISCONNECT,
             reset_event=RESET_EVENT,
+            on_resume=self._count_resume,
             retry=self._retry,
             keepalive_interval=self._keepalive_interval,
         )
+        await self.serve_counted(stream, scope, receive, send)
+
+    async def serve_counted(
+        self, stream: EventStream, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """Serve ``stream`` for one request, counted in :meth:`statistics`."""
         self._open.add(stream)
         self._started += 1
         try:
@@ -128,10 +104,10 @@ class TopicStreams:
             self._open.discard(stream)
             self._finished_events += stream.statistics().events
 
-    def count_resume(self, *, recovered: bool) -> None:
-        """Count a request that asked to resume (and whether history had its id)."""
+    def _count_resume(self, subscription: Subscription) -> None:
+        # A request that asked to resume, and whether history still had its id.
         self._resumes += 1
-        if not recovered:
+        if not subscription.recovered:
             self._resets += 1
 
     def statistics(self) -> SSEStatistics:

@@ -15,6 +15,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import trio
 
 from ..core import (
+    BrokerError,
     Hub,
     HubClosedError,
     InvalidTopicError,
@@ -26,6 +27,7 @@ from ..core import (
 from ..core._heads import topic_heads
 from ..protocol import Event
 from ._feeds import Feed, FeedFactory
+from ._hub import broker_unavailable
 from ._multi_ids import TopicPositions, TopicsEventId, max_topics_event_id_length
 from ._request import RequestRejected
 
@@ -204,7 +206,10 @@ def hub_topics_feed_factory(
                 logger.info("multi-topic stream: last event id is for other topics; resetting")
             else:
                 wanted = parsed.positions
-        heads = await topic_heads(getattr(hub, "broker", None), names)
+        try:
+            heads = await topic_heads(getattr(hub, "broker", None), names)
+        except BrokerError as error:  # a backplane's head() (Redis) is down
+            raise broker_unavailable(",".join(names), error) from None
         resets: list[int] = []
         starts: list[str | None] = []
         async with AsyncExitStack() as stack:
@@ -222,6 +227,8 @@ def hub_topics_feed_factory(
                     )
                 except HubClosedError:
                     raise RequestRejected(503, "server shutting down") from None
+                except BrokerError as error:
+                    raise broker_unavailable(topic, error) from None
                 subscriptions.append(subscription)
                 if position is not None and subscription.recovered:
                     starts.append(position)

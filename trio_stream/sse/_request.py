@@ -25,12 +25,15 @@ class RequestRejected(TrioStreamError):
     """A request the endpoint refuses: answered with ``status`` and the short ``reason``.
 
     ``reason`` is safe to show a client (a fixed phrase, never exception text).
+    ``retry_after`` (seconds) adds a ``Retry-After`` header: for a 503 whose
+    cause is temporary (a broker outage), telling clients when to come back.
     """
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, *, retry_after: int | None = None) -> None:
         super().__init__(f"{status} {reason}")
         self.status = status
         self.reason = reason
+        self.retry_after = retry_after
 
     async def respond(self, scope: Scope, send: Send) -> None:
         """Log the rejection and send the plain-text error response."""
@@ -41,7 +44,8 @@ class RequestRejected(TrioStreamError):
             self.status,
             self.reason,
         )
-        await send_plain(send, self.status, self.reason)
+        headers = [] if self.retry_after is None else [(b"retry-after", b"%d" % self.retry_after)]
+        await send_plain(send, self.status, self.reason, headers=headers)
 
 
 def _checked_id(value: str, where: str, max_length: int) -> str | None:

@@ -20,7 +20,7 @@ from ._streaming import ResponseBase
 from ._writer import Ending, Writer
 
 if TYPE_CHECKING:
-    from ..core import Hub, Overflow
+    from ..core import Hub, Overflow, Subscription
 
 __all__ = ["DEFAULT_ERROR_EVENT", "EventStream", "StreamStatistics", "sse_response"]
 
@@ -62,13 +62,15 @@ class EventStream(ResponseBase):
     into a memory channel; the stream ends when it returns. For a
     :class:`Hub` topic use :meth:`from_hub` (or :func:`sse_response`).
 
-    Serving a request runs one nursery with: the producer; the writer, which
-    sends the preamble (a comment that flushes the headers, and ``retry:``
-    when given) and then every batch of queued events in ONE body message; a
-    keepalive task (a comment after ``keepalive_interval`` seconds without a
-    write; None disables it); a watcher of ``receive()`` for
-    ``http.disconnect``; and, under :func:`serve`, a watcher of the server's
-    graceful shutdown.
+    Serving a request runs one nursery with: the producer (none for a hub
+    topic: the hub fills the subscriber's queue); the writer, which sends
+    the preamble (a comment that flushes the headers, and ``retry:`` when
+    given), then every batch of queued events in ONE body message, and a
+    keepalive comment after ``keepalive_interval`` seconds without a write
+    (None disables it; its wait for events has that deadline, no task of
+    its own); and a watcher of ``receive()`` for ``http.disconnect``. Under
+    :func:`serve`, the server's graceful shutdown ends the stream (one
+    watcher per server, not per response).
 
     Cancellation: a client disconnect cancels the producer at once (its
     ``finally`` blocks run; an async generator is ``aclose``d; a hub
@@ -81,8 +83,8 @@ class EventStream(ResponseBase):
     Backpressure: ``capacity`` (default 64) bounds the channel between the
     producer and the socket; a slow reader makes the producer wait
     (``Overflow.BLOCK``). Up to ``max_batch`` queued events go out per send;
-    when a backlog builds up, the writer lets the producer run a few more
-    scheduler rounds (at most 32, or 5 ms, and only while the queue keeps
+    before each send, the writer lets the producer run a few more
+    scheduler rounds (at most 32, or 50 ms, and only while the queue keeps
     growing) so that a fast producer's events go out in large writes; an
     event from a producer that then pauses is never held back.
 
@@ -155,6 +157,7 @@ class EventStream(ResponseBase):
         capacity: int = 256,
         overflow: Overflow | None = None,
         reset_event: Event | None = None,
+        on_resume: Callable[[Subscription], object] | None = None,
         **options: Any,
     ) -> EventStream:
         """Stream a :class:`Hub` topic: subscribe when the request arrives, resume, fan out.
@@ -166,13 +169,18 @@ class EventStream(ResponseBase):
         too slow for the topic is disconnected and resumes from history when
         it reconnects. If the client asked to resume but the id is not in
         history, ``reset_event`` (when given) is sent first so the page can
-        reload its state. Queued events go out in one send
-        (``Subscription.receive_batch``). An invalid topic name gets 400.
-        ``options`` are :class:`EventStream`'s.
+        reload its state; ``on_resume(subscription)``, when given, is called
+        for every request that asked to resume (``subscription.recovered``
+        says whether history covered the gap). Queued events go out in one
+        send (``Subscription.receive_batch``). An invalid topic name gets
+        400; a broker that is unavailable (Redis down) 503 with
+        ``Retry-After``. ``options`` are :class:`EventStream`'s.
         """
         from ._hub import hub_feed_factory
 
-        source = hub_feed_factory(hub, topic, last_event_id, capacity, overflow, reset_event)
+        source = hub_feed_factory(
+            hub, topic, last_event_id, capacity, overflow, reset_event, on_resume
+        )
         return cls(source, **options)
 
     @classmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import trio
@@ -20,7 +20,7 @@ from ._compress import SyncFlushGzip
 from ._feeds import Feed, encode_events
 from ._request import RequestRejected, accepts_gzip
 from ._serve import current_shutdown_event
-from ._writer import Ending, Writer, keep_alive, pump, watch_disconnect, watch_shutdown
+from ._writer import Ending, Writer, pump, unwatch_shutdown, watch_disconnect, watch_shutdown
 
 __all__ = ["ResponseBase", "encode_headers"]
 
@@ -46,9 +46,10 @@ class ResponseBase:
     Serving a request: lifespan is acknowledged; a request during a server
     shutdown gets 503; :meth:`_open_feed` opens the source for the request
     (it may raise :class:`RequestRejected`); the headers go out; then one
-    nursery runs the feed's producer, the writer (:func:`pump`), a watcher
-    of ``http.disconnect`` that cancels everything at once, optionally a
-    keepalive and a watcher of the server's shutdown; :meth:`_finish` ends
+    nursery runs the feed's producer (if it has one: a hub subscription
+    needs none), the writer (:func:`pump`, which also sends the keepalives),
+    a watcher of ``http.disconnect`` that cancels everything at once, and a
+    watcher of the server's shutdown; :meth:`_finish` ends
     the body. HEAD gets the headers only.
     """
 
@@ -119,31 +120,37 @@ class ResponseBase:
         shutdown = self._shutdown_event
         if shutdown is None:
             shutdown = current_shutdown_event()
-        async with AsyncExitStack() as stack:
-            try:
-                if shutdown is not None and shutdown.is_set():
-                    raise RequestRejected(503, "server shutting down")
-                opener = self._open_feed(scope)
-                if scope.get("method") == "HEAD":
-                    feed = None
-                else:
-                    feed = await stack.enter_async_context(opener)
-            except RequestRejected as rejection:
-                await rejection.respond(scope, send)
-                return
-            gzip = SyncFlushGzip() if self._compress and accepts_gzip(scope) else None
-            headers = self._base_headers(gzip)
-            if self._compress:
-                headers.append((b"vary", b"accept-encoding"))
-            if gzip is not None:
-                headers.append((b"content-encoding", b"gzip"))
-            await send(
-                {"type": "http.response.start", "status": 200, "headers": headers + self._headers}
-            )
-            if feed is None:
+        # No AsyncExitStack: its deque costs most of a KiB per open stream.
+        entered = False
+        try:
+            if shutdown is not None and shutdown.is_set():
+                raise RequestRejected(503, "server shutting down")
+            opener = self._open_feed(scope)
+            if scope.get("method") == "HEAD":
+                await self._start(scope, send)
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
                 return
-            await self._stream(feed, receive, send, gzip, shutdown)
+            async with opener as feed:
+                entered = True
+                gzip = await self._start(scope, send)
+                await self._stream(feed, receive, send, gzip, shutdown)
+        except RequestRejected as rejection:
+            if entered:
+                raise
+            await rejection.respond(scope, send)
+
+    async def _start(self, scope: Scope, send: Send) -> SyncFlushGzip | None:
+        """Send the response's headers; the gzip encoder of the body, if compressed."""
+        gzip = SyncFlushGzip() if self._compress and accepts_gzip(scope) else None
+        headers = self._base_headers(gzip)
+        if self._compress:
+            headers.append((b"vary", b"accept-encoding"))
+        if gzip is not None:
+            headers.append((b"content-encoding", b"gzip"))
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": headers + self._headers}
+        )
+        return gzip
 
     async def _stream(
         self,
@@ -166,23 +173,27 @@ class ResponseBase:
         self, feed: Feed[Any], writer: Writer, receive: Receive, shutdown: trio.Event | None
     ) -> Ending:
         ending = self._ending = Ending()
+        if not self._watch_shutdown:
+            shutdown = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(watch_disconnect, receive, nursery.cancel_scope, ending)
-            if shutdown is not None and self._watch_shutdown:
-                nursery.start_soon(watch_shutdown, shutdown, nursery.cancel_scope, ending)
-            if self._keepalive_interval is not None:
-                nursery.start_soon(
-                    keep_alive, writer, self._keepalive_interval, nursery.cancel_scope
+            if getattr(feed, "has_task", True):
+                nursery.start_soon(feed.run)
+            if shutdown is not None:
+                watch_shutdown(shutdown, nursery.cancel_scope, ending)
+            try:
+                await pump(
+                    feed,
+                    writer,
+                    self._preamble,
+                    self._max_batch,
+                    self._encode,
+                    keepalive_interval=self._keepalive_interval,
+                    full=self._batch_full,
+                    written=self._written,
                 )
-            nursery.start_soon(feed.run)
-            await pump(
-                feed,
-                writer,
-                self._preamble,
-                self._max_batch,
-                self._encode,
-                full=self._batch_full,
-                written=self._written,
-            )
+            finally:
+                if shutdown is not None:
+                    unwatch_shutdown(shutdown, nursery.cancel_scope)
             nursery.cancel_scope.cancel()
         return ending

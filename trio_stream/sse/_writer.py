@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from typing import TypeVar
+from weakref import WeakKeyDictionary
 
 import trio
 
@@ -13,7 +14,7 @@ from ._asgi import Receive, Send
 from ._compress import SyncFlushGzip
 from ._feeds import Feed
 
-__all__ = ["Ending", "Writer", "keep_alive", "pump", "watch_disconnect", "watch_shutdown"]
+__all__ = ["Ending", "Writer", "pump", "unwatch_shutdown", "watch_disconnect", "watch_shutdown"]
 
 T = TypeVar("T")
 
@@ -38,15 +39,32 @@ class Writer:
     A send that has not completed within ``send_timeout`` seconds means a
     reader that stopped reading: the writer is then ``broken`` and every later
     write is refused (returns False) so the response ends. A send that raises
-    ``OSError`` (some servers do so after a disconnect) breaks it too. The
-    lock is fair, so keepalives and events go out in arrival order.
+    ``OSError`` (some servers do so after a disconnect) breaks it too.
+
+    One task writes at a time (:func:`pump`, which also sends the keepalives;
+    then the response's ending): a second concurrent write raises
+    :class:`trio.BusyResourceError`. No lock: one per idle connection costs
+    memory for nothing.
     """
+
+    __slots__ = (
+        "_busy",
+        "_gzip",
+        "_send",
+        "_send_timeout",
+        "broken",
+        "bytes",
+        "events",
+        "keepalives",
+        "last_write",
+        "writes",
+    )
 
     def __init__(self, send: Send, send_timeout: float, gzip: SyncFlushGzip | None) -> None:
         self._send = send
         self._send_timeout = send_timeout
         self._gzip = gzip
-        self._lock = trio.Lock()
+        self._busy = False
         self.broken = False
         self.last_write = trio.current_time()
         self.writes = 0
@@ -61,16 +79,19 @@ class Writer:
 
         Returns False when the stream is (now) broken.
         """
-        async with self._lock:
-            if self.broken:
-                return False
-            if self._gzip is not None:
-                data = self._gzip.compress(data) if more_body else self._gzip.finish(data)
-            # Until the send returns, the stream is in an unknown state (with
-            # gzip, the encoder has already consumed the data): an interrupted
-            # send leaves it broken.
-            self.broken = True
-            deadline = trio.current_time() + self._send_timeout
+        if self._busy:
+            raise trio.BusyResourceError("another task is writing this response")
+        if self.broken:
+            await trio.lowlevel.checkpoint()
+            return False
+        if self._gzip is not None:
+            data = self._gzip.compress(data) if more_body else self._gzip.finish(data)
+        # Until the send returns, the stream is in an unknown state (with
+        # gzip, the encoder has already consumed the data): an interrupted
+        # send leaves it broken.
+        self.broken = self._busy = True
+        deadline = trio.current_time() + self._send_timeout
+        try:
             with trio.move_on_at(deadline):  # noqa: ASYNC912  send is the server's checkpoint
                 try:
                     await self._send(
@@ -78,6 +99,7 @@ class Writer:
                     )
                 except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
                     logger.debug("SSE send failed: the client is gone")
+                    await trio.lowlevel.checkpoint()  # the send may have failed before one
                     return False
                 self.last_write = trio.current_time()
                 # A server may shield its socket writes: a late return is a timeout too.
@@ -88,17 +110,22 @@ class Writer:
                     self.events += events
                     self.keepalives += keepalive
                     return True
-            logger.warning(
-                "SSE send did not complete within %.3g s; closing the stream (client not reading)",
-                self._send_timeout,
-            )
-            return False
+        finally:
+            self._busy = False
+        logger.warning(
+            "SSE send did not complete within %.3g s; closing the stream (client not reading)",
+            self._send_timeout,
+        )
+        return False
 
 
 # Coalescing bounds: a hot producer gets this many extra scheduler rounds, and
 # this much time, to add to a batch; it stops as soon as the producer pauses.
+# 50 ms, not less: with 1,000 subscribers one scheduler round alone takes
+# milliseconds, and a tighter bound left batches of 1-2 events (one costly
+# Hypercorn send each); only a producer outrunning the socket waits this long.
 _COALESCE_ROUNDS = 32
-_COALESCE_DELAY = 0.005
+_COALESCE_DELAY = 0.05
 
 
 async def _coalesce(
@@ -106,10 +133,11 @@ async def _coalesce(
 ) -> list[T]:
     """Let a producer that is outrunning the socket add to ``batch`` before it is sent.
 
-    A backlog (``batch`` already holds several events) means the producer is
-    faster than the writes. Each Hypercorn send costs far more than queueing
-    an event, so yielding a few scheduler rounds while the queue keeps
-    growing turns many small writes into one large one. Stops when the queue
+    Each Hypercorn send costs far more than queueing an event (or than a
+    scheduler round), so yielding a few rounds while the queue keeps growing
+    turns many small writes into one large one. Tried for every batch, even
+    of one event: a fan-out publisher adds one event per round, so a
+    backlog never shows up before the writer wakes. Stops when the queue
     stopped growing for two rounds (the producer paused: nothing is held
     back), at ``max_batch`` items (or once ``full(batch)``), or after
     ``_COALESCE_ROUNDS`` rounds / ``_COALESCE_DELAY`` seconds.
@@ -138,6 +166,7 @@ async def pump(
     max_batch: int,
     encode: Callable[[list[T]], bytes],
     *,
+    keepalive_interval: float | None,
     full: Callable[[list[T]], bool],
     written: Callable[[int], None],
 ) -> None:
@@ -148,16 +177,29 @@ async def pump(
     batch already as large as a write should be); ``written(n)`` is told
     after each write how many items it carried (whether or not it went out),
     so that a feed can free the room they held.
+
+    Keepalives: when nothing was written for ``keepalive_interval`` seconds
+    (None: never), a comment goes out. The wait for the next batch has that
+    deadline, so keepalives need no task of their own (one task less per
+    idle connection); a feed's ``next_batch`` takes nothing when cancelled.
     """
     if not preamble:
         await trio.lowlevel.checkpoint()
     elif not await writer.write(preamble):
         return
     while True:
-        batch = await feed.next_batch(max_batch)
+        if keepalive_interval is None:
+            batch = await feed.next_batch(max_batch)
+        else:
+            with trio.move_on_at(writer.last_write + keepalive_interval) as idle:
+                batch = await feed.next_batch(max_batch)
+            if idle.cancelled_caught:
+                if not await writer.write(_KEEPALIVE, keepalive=True):
+                    return
+                continue
         if not batch:
             return
-        if len(batch) > 1:
+        if len(batch) < max_batch:
             batch = await _coalesce(feed, batch, max_batch, full)
         try:
             try:
@@ -170,22 +212,6 @@ async def pump(
         finally:
             written(len(batch))
         if not sent:
-            return
-
-
-async def keep_alive(writer: Writer, interval: float, cancel_scope: trio.CancelScope) -> None:
-    """Send a comment whenever nothing was written for ``interval`` seconds.
-
-    Keeps proxies and load balancers from closing an idle stream. Cancels
-    ``cancel_scope`` (the response) when the write fails.
-    """
-    while True:
-        due = writer.last_write + interval
-        await trio.sleep_until(due)
-        if trio.current_time() >= writer.last_write + interval and not await writer.write(
-            _KEEPALIVE, keepalive=True
-        ):
-            cancel_scope.cancel()
             return
 
 
@@ -206,10 +232,47 @@ async def watch_disconnect(
             return
 
 
-async def watch_shutdown(
-    shutdown: trio.Event, cancel_scope: trio.CancelScope, ending: Ending
+# One watcher task per shutdown event (per ``serve``), not one per response:
+# an idle stream then costs a task less. Keyed by event; the trio token tells
+# a stale entry left by an earlier ``trio.run`` from a live one.
+_on_shutdown: WeakKeyDictionary[
+    trio.Event, tuple[trio.lowlevel.TrioToken, dict[trio.CancelScope, Ending]]
+] = WeakKeyDictionary()
+
+
+async def _cancel_on_shutdown(
+    shutdown: trio.Event, responses: dict[trio.CancelScope, Ending]
 ) -> None:
-    """Wait for the server's graceful shutdown and end the response cleanly."""
     await shutdown.wait()
-    ending.shutdown = True
-    cancel_scope.cancel()
+    for cancel_scope, ending in list(responses.items()):
+        ending.shutdown = True
+        cancel_scope.cancel()
+    responses.clear()
+
+
+def watch_shutdown(shutdown: trio.Event, cancel_scope: trio.CancelScope, ending: Ending) -> None:
+    """From now on, the server's graceful shutdown ends the response cleanly.
+
+    Sets ``ending.shutdown`` and cancels ``cancel_scope``. All the responses
+    of one server share a single (system) task waiting for ``shutdown``.
+    Call :func:`unwatch_shutdown` when the response ends.
+    """
+    token = trio.lowlevel.current_trio_token()
+    entry = _on_shutdown.get(shutdown)
+    if entry is None or entry[0] is not token:
+        entry = _on_shutdown[shutdown] = (token, {})
+        trio.lowlevel.spawn_system_task(
+            _cancel_on_shutdown, shutdown, entry[1], name="trio_stream shutdown watcher"
+        )
+    if shutdown.is_set():
+        ending.shutdown = True
+        cancel_scope.cancel()
+    else:
+        entry[1][cancel_scope] = ending
+
+
+def unwatch_shutdown(shutdown: trio.Event, cancel_scope: trio.CancelScope) -> None:
+    """Forget a response given to :func:`watch_shutdown` (idempotent)."""
+    entry = _on_shutdown.get(shutdown)
+    if entry is not None:
+        entry[1].pop(cancel_scope, None)

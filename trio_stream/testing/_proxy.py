@@ -29,6 +29,9 @@ class FaultProxy:
     * ``delay``: seconds of latency added before forwarding each chunk;
     * ``refuse``: close new connections at once, before forwarding anything.
 
+    :meth:`cut_all` closes every open connection at once (a server restart
+    or a network blip, as the clients see it).
+
     Counters: ``connections`` (accepted), ``open_connections``, ``cuts``,
     ``bytes_to_client``. Cancelling :meth:`serve` closes every connection.
     """
@@ -57,6 +60,7 @@ class FaultProxy:
         self.bytes_to_client = 0
         self._unstalled = trio.Event()
         self.stalled = stalled
+        self._scopes: set[trio.CancelScope] = set()
 
     @property
     def stalled(self) -> bool:
@@ -69,6 +73,18 @@ class FaultProxy:
             self._unstalled.set()
         elif self._unstalled.is_set():
             self._unstalled = trio.Event()
+
+    def cut_all(self) -> int:
+        """Close every open connection now; return how many were cut.
+
+        Synchronous: each connection's forwarding is cancelled and both of its
+        sockets close at the connection task's next checkpoint. Counted in
+        ``cuts``. New connections are accepted as before.
+        """
+        scopes = list(self._scopes)
+        for scope in scopes:
+            scope.cancel()
+        return len(scopes)
 
     def url(self, scheme: str = "http", path: str = "") -> str:
         """``scheme://127.0.0.1:<port><path>``."""
@@ -85,28 +101,36 @@ class FaultProxy:
     async def _handle(self, client: trio.SocketStream) -> None:
         self.connections += 1
         self.open_connections += 1
+        scope = trio.CancelScope()
+        self._scopes.add(scope)
         try:
             async with client:
                 if self.refuse:
                     return
-                try:
-                    upstream = await trio.open_tcp_stream(self.target_host, self.target_port)
-                except OSError:
-                    logger.info("FaultProxy: target %s:%d refused", *self._target)
-                    return
-                async with upstream:
-                    scope = trio.CancelScope()
-                    if self.cut_after_seconds is not None:
-                        scope.deadline = trio.current_time() + self.cut_after_seconds
-                    with scope:
-                        async with trio.open_nursery() as nursery:
-                            nursery.start_soon(self._forward_up, client, upstream, nursery)
-                            await self._forward_down(upstream, client)
-                            nursery.cancel_scope.cancel()
-                    if scope.cancelled_caught:
-                        self.cuts += 1
+                with scope:
+                    await self._connect_and_forward(client, scope)
+                if scope.cancelled_caught:
+                    self.cuts += 1
         finally:
+            self._scopes.discard(scope)
             self.open_connections -= 1
+
+    async def _connect_and_forward(
+        self, client: trio.SocketStream, scope: trio.CancelScope
+    ) -> None:
+        try:
+            upstream = await trio.open_tcp_stream(self.target_host, self.target_port)
+        except OSError:
+            logger.info("FaultProxy: target %s:%d refused", *self._target)
+            await trio.lowlevel.checkpoint()
+            return
+        async with upstream:
+            if self.cut_after_seconds is not None:
+                scope.deadline = trio.current_time() + self.cut_after_seconds
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._forward_up, client, upstream, nursery)
+                await self._forward_down(upstream, client)
+                nursery.cancel_scope.cancel()
 
     @property
     def _target(self) -> tuple[str, int]:
@@ -136,8 +160,10 @@ class FaultProxy:
                     await trio.sleep(self.delay)
                 limit = self.cut_after_bytes
                 if limit is not None and sent + len(data) >= limit:
-                    await client.send_all(data[: limit - sent])
-                    self.bytes_to_client += limit - sent
+                    # max(): the limit may have been lowered below what was sent.
+                    remaining = max(0, limit - sent)
+                    await client.send_all(data[:remaining])
+                    self.bytes_to_client += remaining
                     self.cuts += 1
                     return
                 await client.send_all(data)

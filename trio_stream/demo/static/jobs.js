@@ -1,14 +1,14 @@
 // Background jobs: POST /api/jobs, then follow the job's topic over SSE.
 //
-// Over HTTP/1.1 a browser opens at most 6 connections per server, and every live
-// event stream holds one: with the ticker and an LLM answer, 3 job streams at a
-// time leave room for the page's other requests.
+// Every running job is followed on ONE event stream (LiveTopics, /sse?topic=...):
+// a browser opens at most 6 HTTP/1.1 connections per server, so one stream per
+// job would cap the page at a few jobs. Starting a job re-opens the stream with
+// the new topic list, resuming the other jobs from the positions already seen.
 
-import { LiveTopic } from "./live.js";
+import { LiveTopics } from "./topics.js";
 import { errorText, h, jsonHeaders } from "./ui.js";
 
-const MAX_LIVE_JOBS = 3;
-const MAX_ROWS = 20;
+const MAX_ROWS = 20; // rows kept (and jobs followed: at most 20 of the server's 32 topics)
 
 export function startJobs(config, state) {
   const $ = (id) => document.getElementById(id);
@@ -16,12 +16,18 @@ export function startJobs(config, state) {
   const button = $("job-start");
   const jobs = (state.jobs = {});
   const rows = []; // newest first: {item, stop}
-  let live = 0;
+  const following = new Map(); // topic → {update, done, lost, reconnecting} of a running job
 
-  function updateButton() {
-    button.disabled = live >= MAX_LIVE_JOBS;
-    button.title = button.disabled ? `at most ${MAX_LIVE_JOBS} jobs at a time` : "";
-  }
+  const stream = (state.jobsStream = new LiveTopics({
+    handlers: {
+      progress: (event, topic) => following.get(topic)?.update(event),
+      done: (event, topic) => following.get(topic)?.done(event),
+    },
+    onReset: (topic) => following.get(topic)?.lost(),
+    onStatus: (stateName) => {
+      if (stateName === "reconnecting") for (const job of following.values()) job.reconnecting();
+    },
+  }));
 
   function row(job) {
     const fill = h("div", { className: "fill" });
@@ -46,14 +52,10 @@ export function startJobs(config, state) {
     $("jobs-empty").hidden = true;
     const view = row(job);
     const record = (jobs[job.id] = { percent: 0, state: "queued" });
-    let following = true;
-    live += 1;
     const stop = () => {
-      if (!following) return;
-      following = false;
-      live -= 1;
-      stream.close();
-      updateButton();
+      if (!following.delete(job.topic)) return;
+      // The stream keeps the finished topic until the list changes; with none left, close it.
+      if (!following.size) stream.follow([]);
     };
     const show = (progress, stateName, label) => {
       record.percent = progress;
@@ -67,31 +69,28 @@ export function startJobs(config, state) {
       const progress = JSON.parse(event.data);
       show(progress.percent, progress.state, `${progress.percent}%`);
     };
-    const stream = new LiveTopic(`/sse/${job.topic}`, {
-      lastEventId: job.last_event_id,
-      handlers: {
-        progress: update,
-        done: (event) => {
-          update(event);
-          show(100, "done", "done · 100%");
-          stop();
-        },
+    following.set(job.topic, {
+      update,
+      done: (event) => {
+        update(event);
+        show(100, "done", "done · 100%");
+        stop();
       },
-      onReset: () => {
+      lost: () => {
         show(record.percent, "lost", "lost in a restart");
         stop();
       },
-      onStatus: (stateName) => {
-        if (stateName === "reconnecting" && record.state !== "done") view.pct.textContent = "reconnecting…";
+      reconnecting: () => {
+        if (record.state !== "done") view.pct.textContent = "reconnecting…";
       },
-    }).start();
+    });
+    stream.follow([...following.keys()], { [job.topic]: job.last_event_id });
     rows.unshift({ item: view.item, stop });
     while (rows.length > MAX_ROWS) {
       const oldest = rows.pop();
       oldest.stop();
       oldest.item.remove();
     }
-    updateButton();
   }
 
   button.addEventListener("click", async () => {
@@ -103,7 +102,7 @@ export function startJobs(config, state) {
     } catch (error) {
       list.prepend(h("li", { className: "job", dataset: { state: "lost" } }, `Could not start a job: ${error.message}`));
     } finally {
-      updateButton();
+      button.disabled = false;
     }
   });
 }

@@ -44,7 +44,10 @@ export class LiveTopic {
   }
 
   connect() {
-    const query = this.lastEventId ? `?last_event_id=${encodeURIComponent(this.lastEventId)}` : "";
+    const separator = this.path.includes("?") ? "&" : "?";
+    const query = this.lastEventId
+      ? `${separator}last_event_id=${encodeURIComponent(this.lastEventId)}`
+      : "";
     const source = (this.source = new EventSource(this.path + query));
     source.onopen = () => this.opened();
     source.onerror = () => this.failed(source);
@@ -54,12 +57,14 @@ export class LiveTopic {
         handler(event);
       });
     }
-    source.addEventListener("reset", () => {
-      this.resets += 1;
-      this.lastEventId = "";
-      this.onReset();
-      this.onStatus("reset", "history lost · state reset");
-    });
+    source.addEventListener("reset", (event) => this.resetEvent(event));
+  }
+
+  resetEvent() {
+    this.resets += 1;
+    this.lastEventId = "";
+    this.onReset();
+    this.onStatus("reset", "history lost · state reset");
   }
 
   opened() {
