@@ -10,12 +10,12 @@ PORT ?= 8000
 WS_PORT ?= 8001
 PYTEST_ARGS ?=
 
-.PHONY: help venv test lint typecheck pytest docs docs-serve bench demo soak clean
+.PHONY: help venv test lint typecheck pytest docs docs-serve bench demo soak fuzz clean
 
 help:
 	@echo "make demo   - create .venv, install, start the demo server"
 	@echo "make test   - create .venv, install, run lint, type checks, docs build and the test suite"
-	@echo "make lint | typecheck | pytest | docs | bench | clean"
+	@echo "make lint | typecheck | pytest | docs | bench | soak | fuzz | clean"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,23 @@ test: lint typecheck docs pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# Not part of `make test`: minutes of load on loopback, then checks (lost
+# events, RSS plateau, tasks and fds back to idle); exits 1 if one fails.
+SOAK_MINUTES ?= 5
+soak: $(STAMP)
+	$(BIN)/python -m benchmarks.soak --minutes $(SOAK_MINUTES) --sse-clients 1000 --ws-clients 200
+
+# Not part of `make test`: long hypothesis runs and the atheris harnesses.
+FUZZ_RUNS ?= 200000
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[fuzz]'
+	mkdir -p build/fuzz
+	FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest tests/fuzz -q -p no:cacheprovider
+	$(BIN)/python fuzz/sse_decoder.py -runs=$(FUZZ_RUNS) -artifact_prefix=build/fuzz/
+	$(BIN)/python fuzz/chat_chunks.py -runs=$(FUZZ_RUNS) -artifact_prefix=build/fuzz/
+	$(BIN)/python fuzz/websocket_messages.py -runs=10000 -artifact_prefix=build/fuzz/
+	FUZZ_CODEC=msgpack $(BIN)/python fuzz/websocket_messages.py -runs=10000 -artifact_prefix=build/fuzz/
 
 demo: $(STAMP)
 	$(BIN)/trio-stream demo --host $(HOST) --port $(PORT) --ws-port $(WS_PORT)

@@ -117,7 +117,7 @@ def test_linear_time_for_a_long_line_in_tiny_chunks() -> None:
     for _ in range(200_000):
         assert decoder.feed(b"x") == []
     assert decoder._pending_size == 200_000
-    assert len(decoder._pending) == 200_000  # never joined while the line is open
+    assert len(decoder._pending) <= 200_000 // 128 + 129  # joined in blocks, each char copied once
     assert decoder.feed(b"\n") == []
     assert decoder._pending == []
 

@@ -85,7 +85,7 @@ async def read_json_object(
         return {}
     try:
         body = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # deeply nested JSON is bad input too
         raise DemoRequestError(400, "request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise DemoRequestError(400, "request body must be a JSON object")

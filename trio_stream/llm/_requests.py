@@ -56,7 +56,7 @@ async def read_json_body(receive: Receive, max_size: int) -> dict[str, Any] | No
             break
     try:
         body = json.loads(b"".join(chunks))
-    except ValueError:
+    except (ValueError, RecursionError):  # deeply nested JSON is bad input too
         raise InvalidChatRequest("request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise InvalidChatRequest("request body must be a JSON object")

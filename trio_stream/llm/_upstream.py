@@ -211,7 +211,7 @@ def _error_text(raw: bytes) -> str:
     text = raw.decode("utf-8", "replace")
     try:
         message = json.loads(text)["error"]["message"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return text
     return message if isinstance(message, str) else text
 

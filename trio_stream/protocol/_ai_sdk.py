@@ -231,7 +231,7 @@ class UIMessageStreamEncoder:
                 parts.append(
                     {"type": "tool-input-available", **common, "input": json.loads(text or "{}")}
                 )
-            except ValueError:
+            except (ValueError, RecursionError):
                 parts.append(
                     {
                         "type": "tool-input-error",

@@ -9,11 +9,13 @@ from collections.abc import Callable, Iterator
 __all__ = ["Backoff"]
 
 
-def _check_number(name: str, value: float, *, low: float, high: float = math.inf) -> float:
+def _check_number(name: str, value: float, *, low: float, high: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} must be a number, not {type(value).__name__}")
-    if not (low <= value <= high) or math.isinf(value):
-        raise ValueError(f"{name} must be finite and in [{low}, {high}], got {value!r}")
+    too_high = high is not None and value > high
+    if not low <= value or too_high or math.isinf(value):
+        bound = "inf" if high is None else high
+        raise ValueError(f"{name} must be finite and in [{low}, {bound}], got {value!r}")
     return float(value)
 
 

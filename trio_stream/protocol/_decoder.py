@@ -25,6 +25,9 @@ DEFAULT_MAX_EVENT_SIZE = 16 * 1024 * 1024
 
 _make_event = Event._trusted
 
+# How many chunks of an unterminated line are kept apart before being joined.
+_MAX_PENDING_PIECES = 128
+
 # One block of the usual shape: an optional "event: ", an optional "id: " (no
 # NUL), an optional "event: " if there was none before the id, then only
 # "data: " lines, then the blank line. The id group keeps its "id: " prefix so
@@ -96,6 +99,7 @@ class SSEDecoder:
         "_max_event_size",
         "_max_line_length",
         "_pending",
+        "_pending_joined",
         "_pending_size",
         "_skip_lf",
         "last_event_id",
@@ -122,8 +126,9 @@ class SSEDecoder:
         self._decode = codecs.getincrementaldecoder("utf-8")("replace").decode
         self._at_start = True  # a BOM is only dropped before the first character
         self._skip_lf = False  # the last chunk ended with CR: an LF next is its CRLF
-        self._pending: list[str] = []  # pieces of an unterminated line, joined once
+        self._pending: list[str] = []  # pieces of an unterminated line (see feed)
         self._pending_size = 0
+        self._pending_joined = 0  # leading pieces of _pending that are joined blocks
         self._id_buffer = last_event_id
         self._event_type = ""
         self._event_retry: int | None = None
@@ -175,6 +180,7 @@ class SSEDecoder:
                     region = "".join(self._pending)
                     self._pending.clear()
                     self._pending_size = 0
+                    self._pending_joined = 0
                 else:
                     region = text if end == len(text) else text[:end]
                 # Only a region longer than the limit can hold a line that is.
@@ -189,6 +195,14 @@ class SSEDecoder:
                 self._pending_size += len(rest)
                 if self._pending_size > self._max_line_length:
                     raise SSEDecodeError(self._line_too_long())
+                if len(self._pending) - self._pending_joined > _MAX_PENDING_PIECES:
+                    # A line trickling in tiny chunks: each piece is a str with
+                    # ~50 bytes of overhead. Joining the pieces since the last
+                    # join keeps memory near the line's length; each character
+                    # is copied once.
+                    start = self._pending_joined
+                    self._pending[start:] = ["".join(self._pending[start:])]
+                    self._pending_joined += 1
         except SSEDecodeError as exc:
             self._fail(str(exc))
             exc.events = events
