@@ -23,6 +23,7 @@ from ..protocol import (
     SSEDecodeError,
     SSEDecoder,
 )
+from ..sse._client_connection import unwind_httpx_stream
 from ._errors import (
     UpstreamConnectionError,
     UpstreamHTTPError,
@@ -225,20 +226,28 @@ async def _read_stream(
     failure: Exception | None = None
     # Every way out of the body loop goes through this scope: raising or breaking out
     # of httpx's iterator would abandon its async generators (trio cannot close them).
-    with trio.CancelScope() as reading:
-        async for piece in response.aiter_bytes():
-            try:
-                deltas, failure = _parse(decoder.feed(piece), parser)
-            except (ChunkDecodeError, SSEDecodeError) as exc:
-                deltas, failure = [], exc
-            for delta in deltas:
-                await send_channel.send(delta)
-            if failure is not None:
-                reading.cancel()
-            elif parser.done:
-                # Give the body a moment to end by itself (keeps the connection
-                # reusable), then stop reading by cancellation.
-                reading.deadline = min(reading.deadline, trio.current_time() + _DONE_GRACE)
+    chunks = response.aiter_bytes()
+    try:
+        with trio.CancelScope() as reading:
+            async for piece in chunks:
+                try:
+                    deltas, failure = _parse(decoder.feed(piece), parser)
+                except (ChunkDecodeError, SSEDecodeError) as exc:
+                    deltas, failure = [], exc
+                for delta in deltas:
+                    await send_channel.send(delta)
+                if failure is not None:
+                    reading.cancel()
+                elif parser.done:
+                    # Give the body a moment to end by itself (keeps the connection
+                    # reusable), then stop reading by cancellation.
+                    reading.deadline = min(reading.deadline, trio.current_time() + _DONE_GRACE)
+    finally:
+        # A cancellation that lands on `send` (the client left) stops us in the
+        # loop body with httpx's generators suspended: unwind them here, in a
+        # scope cancelled on entry, so nothing is left for the garbage collector.
+        with trio.move_on_after(0, shield=True):
+            await unwind_httpx_stream(chunks)
     if failure is not None:
         raise failure
     if not reading.cancelled_caught:

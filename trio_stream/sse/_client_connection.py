@@ -27,7 +27,7 @@ State = Literal["connecting", "open", "reconnecting", "closed"]
 _EVENT_STREAM = "text/event-stream"
 
 # Upper bound on the chunks that may still sit in httpcore's buffers when we
-# unwind a response (see _unwind); h11 buffers one read (<= 64 KiB).
+# unwind a response (see unwind_httpx_stream); h11 buffers one read (<= 64 KiB).
 _UNWIND_STEPS = 65536
 
 
@@ -141,7 +141,7 @@ async def run_connection(
             # A zero timeout: the shielded scope is cancelled on entry, so the
             # unwinding can neither block nor be interrupted by our caller.
             with trio.move_on_after(0, shield=True):
-                await _unwind(chunks)
+                await unwind_httpx_stream(chunks)
     return Ending.CLOSED
 
 
@@ -169,7 +169,8 @@ def _check_response(response: httpx.Response, url: str) -> None:
         )
 
 
-async def _unwind(chunks: AsyncIterator[bytes]) -> None:
+async def unwind_httpx_stream(chunks: AsyncIterator[bytes]) -> None:
+    """Finish a suspended httpx body iterator (call it in an already-cancelled scope)."""
     # Call it in an already-cancelled scope. httpx 0.28 streams a body through
     # a chain of nested async generators; one left suspended at its `yield`
     # (we stopped in our loop body: an error, or a cancellation that landed on
