@@ -2,8 +2,9 @@
 
 ``/ws`` joins the Hub topic (events arrive as ``{"id", "event", "data"}`` JSON
 text, the library's room format); ``/control`` answers control requests. As
-for every peer, nothing may be lost: the Hub subscription and the outbound
-queue both use ``Overflow.BLOCK`` (capacity 256 each).
+for every peer, nothing may be lost: the room membership and the outbound
+queue both use ``Overflow.BLOCK`` (capacity 256 each). The subscriber count
+is the room's (all members share one Hub subscription).
 """
 
 from __future__ import annotations
@@ -12,7 +13,15 @@ from functools import partial
 
 import trio
 
-from trio_stream import CloseCode, Event, Hub, Overflow, WebSocketPeer, serve_websockets
+from trio_stream import (
+    CloseCode,
+    Event,
+    Hub,
+    Overflow,
+    WebSocketPeer,
+    WebSocketServer,
+    serve_websockets,
+)
 
 from ._contract import QUEUE_CAPACITY, Broadcast, control_answer, parse_args, report_ready
 
@@ -25,6 +34,7 @@ class Server:
     def __init__(self, hub: Hub, nursery: trio.Nursery) -> None:
         self.hub = hub
         self.nursery = nursery
+        self.ws_server: WebSocketServer | None = None
 
     async def publish(self, spec: Broadcast) -> None:
         await trio.lowlevel.checkpoint()  # even for an empty broadcast
@@ -38,7 +48,8 @@ class Server:
         self.nursery.start_soon(self.publish, spec)
 
     def subscribers(self) -> int:
-        return self.hub.statistics().subscribers
+        # The room's member count: one Hub subscription serves all of them.
+        return self.ws_server.subscribers(TOPIC) if self.ws_server is not None else 0
 
     async def handle(self, peer: WebSocketPeer) -> None:
         if peer.request.path == "/ws":
@@ -55,7 +66,7 @@ async def main(host: str, port: int) -> None:
     """Serve the contract until killed."""
     async with trio.open_nursery() as nursery:
         server = Server(Hub(), nursery)
-        ws_server = await nursery.start(
+        server.ws_server = ws_server = await nursery.start(
             partial(
                 serve_websockets,
                 server.handle,

@@ -304,3 +304,37 @@ async def test_a_handler_that_ignores_the_close_is_cancelled_after_close_timeout
     assert seen[:2] == ["hello", 1000]
     assert closed_at + 3.0 <= seen[2] <= closed_at + 3.0 + 0.1  # type: ignore[operator]
     assert logged(caplog, "handler outlived the connection")
+
+
+async def test_a_client_gone_during_the_handshake_checks_is_noticed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The reader sees the end before the connection is accepted: the peer must
+    # still learn of it (its iteration ends), or it would wait forever.
+    gone = trio.Event()
+    ended: list[bool] = []
+
+    async def authenticate(request: object) -> str:
+        await gone.wait()
+        return "late"
+
+    async def handler(peer: WebSocketPeer) -> None:
+        async for _ in peer:
+            pass  # pragma: no cover - nothing arrives
+        ended.append(peer.closed)
+
+    async with running_server(handler, authenticate=authenticate) as server:
+        client_stream, server_stream = trio.testing.memory_stream_pair()
+        with trio.fail_after(60):  # a safety bound (fake clock): a missed end hangs
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(server.serve_stream, server_stream)
+                await client_stream.send_all(
+                    b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                    b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                    b"Sec-WebSocket-Version: 13\r\n\r\n"
+                )
+                await client_stream.send_eof()
+                await trio.testing.wait_all_tasks_blocked()
+                gone.set()
+        assert ended == [True]
+        assert server.statistics().open == 0

@@ -147,9 +147,9 @@ async def test_subscribe_misuse_is_reported_to_the_handler() -> None:
 async def test_a_room_member_that_falls_behind_is_told_to_reconnect(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    # The client stalls long enough for its Hub queue to overflow (the Hub
-    # detaches it), then reads again: it gets the rest of what was in flight
-    # and a 4000 close, its cue to reconnect and resume from its last id.
+    # The client stalls long enough for more than `capacity` of the topic's
+    # events to wait for it, then reads again: it gets the rest of what was in
+    # flight and a 4000 close, its cue to reconnect and resume from its last id.
     hub = Hub()
     joined = trio.Event()
 
@@ -171,11 +171,12 @@ async def test_a_room_member_that_falls_behind_is_told_to_reconnect(
         stalled = RawClient(client_side)  # not reading for now
         assert isinstance(await stalled.handshake("/"), AcceptConnection)
         await joined.wait()
+        (peer,) = server.peers
         for n in range(10):
             await hub.publish("fast", Event(json.dumps(n)))
-        assert hub.statistics().disconnected == 1
         assert await stalled.close_code() == CloseCode.SLOW_CONSUMER  # reads again
-        (peer,) = server.peers
         await peer.wait_closed()
+        assert hub.statistics().subscribers == 0  # its room closed with it
+        assert server.subscribers("fast") == 0
         nursery.cancel_scope.cancel()
     assert server.statistics().slow_consumers == 1

@@ -210,14 +210,13 @@ class WebSocketClient:
             await trio.lowlevel.checkpoint()
         finally:
             if stream is not None:
-                # aclose_forcefully closes at once, even when cancelled.
-                await trio.aclose_forcefully(stream)  # noqa: ASYNC102
+                await trio.aclose_forcefully(stream)  # noqa: ASYNC102  closes at once, even cancelled
         assert link is not None  # the error above needs an open connection
         self._after_close(link.close_code or CloseCode.ABNORMAL_CLOSURE, link.close_reason)
 
     async def _serve(self, nursery: trio.Nursery, link: Link) -> None:
         try:
-            nursery.start_soon(link.pump, self._inbox, self._convert)
+            nursery.start_soon(link.pump, lambda: self._inbox, self._convert)
             nursery.start_soon(link.heartbeat)
             if self._on_connect is not None:
                 await self._on_connect(ClientSession(link, self._codec, self._connections))
@@ -227,7 +226,7 @@ class WebSocketClient:
         finally:
             # Leaving the context (or a failed hook) closes the connection cleanly;
             # Link.close shields itself when cancelled, bounded by close_timeout.
-            await link.close(CloseCode.NORMAL_CLOSURE, "client closing")  # noqa: ASYNC102
+            await link.close(CloseCode.NORMAL_CLOSURE, "client closing")  # noqa: ASYNC102  shields itself
 
     async def _close(self) -> None:
         self._stopping = True

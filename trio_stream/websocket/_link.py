@@ -11,13 +11,12 @@ TCP connection is aborted.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection
+from trio_websocket import CloseReason, ConnectionClosed, WebSocketConnection
 
 from ..core import BoundedQueue, heartbeat
 from ..protocol import CloseCode
@@ -69,6 +68,22 @@ class Link:
     full socket) and guarantees the socket is closed however the link ends.
     """
 
+    __slots__ = (
+        "_ping_scope",
+        "_ping_waived",
+        "_stalled",
+        "_stopped",
+        "_stream",
+        "close_code",
+        "close_reason",
+        "closed",
+        "name",
+        "received",
+        "sent",
+        "settings",
+        "ws",
+    )
+
     def __init__(
         self, ws: WebSocketConnection, stream: trio.abc.Stream, settings: LinkSettings, name: str
     ) -> None:
@@ -83,14 +98,20 @@ class Link:
         self.received = 0
         self.sent = 0
         self._stalled = False
+        self._stopped = False  # no more pings: the connection is being torn down
         self._ping_scope: trio.CancelScope | None = None
+        self._ping_waived = False  # the ping in flight was cancelled by a stall
 
     # -- receiving -------------------------------------------------------------
 
-    async def pump(self, inbox: BoundedQueue[Any], convert: Callable[[str | bytes], Any]) -> None:
-        """Move every incoming frame, through ``convert``, into ``inbox`` until the close.
+    async def pump(
+        self, inbox: Callable[[], BoundedQueue[Any]], convert: Callable[[str | bytes], Any]
+    ) -> None:
+        """Move every incoming frame, through ``convert``, into ``inbox()`` until the close.
 
-        ``inbox`` must use ``Overflow.BLOCK``: when the application falls
+        ``inbox()`` returns the queue, created on first use by the server (an
+        idle connection never needs one); it must use ``Overflow.BLOCK``:
+        when the application falls
         behind, the pump waits (TCP backpressure reaches the peer) and the
         heartbeat's pong deadline is suspended meanwhile, so that our own
         slowness is never mistaken for a dead peer. ``convert`` raises
@@ -98,44 +119,70 @@ class Link:
         """
         try:
             while (frame := await self._next_frame()) is not None:
-                self.received += 1
-                try:
-                    item = convert(frame)
-                except Violation as violation:
-                    logger.warning("%s: %s; closing with %d", self.name, violation, violation.code)
+                violation = await self.receive_frame(frame, inbox, convert)
+                if violation is not None:
                     await self.close(violation.code, violation.reason)
                     return
-                try:
-                    inbox.put_nowait(item)
-                except trio.WouldBlock:
-                    await self._put_stalled(inbox, item)
         finally:
             self.closed.set()
+
+    async def receive_frame(
+        self,
+        frame: str | bytes,
+        inbox: Callable[[], BoundedQueue[Any]],
+        convert: Callable[[str | bytes], Any],
+    ) -> Violation | None:
+        """Count, convert and queue one incoming frame (see :meth:`pump`).
+
+        Returns the :class:`Violation` (already logged) when ``convert``
+        refused the frame: the caller closes the connection with its code.
+        """
+        self.received += 1
+        try:
+            item = convert(frame)
+        except Violation as violation:
+            logger.warning("%s: %s; closing with %d", self.name, violation, violation.code)
+            await trio.lowlevel.checkpoint()
+            return violation
+        queue = inbox()
+        try:
+            queue.put_nowait(item)
+        except trio.WouldBlock:
+            await self._put_stalled(queue, item)
+        else:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        return None
 
     async def _next_frame(self) -> str | bytes | None:
         try:
             return await self.ws.get_message()
         except ConnectionClosed as exc:
-            self._record_close(exc.reason.code if exc.reason else CloseCode.ABNORMAL_CLOSURE, exc)
+            reason = exc.reason
+            self.record_close(reason.code if reason else CloseCode.ABNORMAL_CLOSURE, reason)
             await trio.lowlevel.checkpoint()  # get_message may raise without one
             return None
 
     async def _put_stalled(self, inbox: BoundedQueue[Any], item: Any) -> None:
         self._stalled = True
         if self._ping_scope is not None:
-            self._ping_scope.deadline = math.inf
+            # While our inbox is full the reader cannot take a pong: the ping in
+            # flight is waived, not failed (our slowness is not a dead peer).
+            self._ping_waived = True
+            self._ping_scope.cancel()
         try:
             await inbox.put(item)
         finally:
             self._stalled = False
             if self._ping_scope is not None:
-                # The peer gets a full pong_timeout from the moment we read again.
+                # A ping sent during the stall has no deadline yet: the peer
+                # gets a full pong_timeout from the moment we read again.
                 self._ping_scope.deadline = trio.current_time() + self.settings.pong_timeout
 
-    def _record_close(self, code: int, exc: ConnectionClosed) -> None:
-        if self.close_code is None:  # a close we started keeps the code we sent
+    def record_close(self, code: int, reason: CloseReason | None) -> None:
+        """Note how the WebSocket ended (a close we started keeps the code we sent)."""
+        if self.close_code is None:
             self.close_code = int(code)
-            self.close_reason = (exc.reason.reason if exc.reason else None) or ""
+            self.close_reason = (reason.reason if reason else None) or ""
         if self.close_code == CloseCode.MESSAGE_TOO_BIG:
             logger.warning("%s: message over the size limit; closed with 1009", self.name)
         elif self.close_code == CloseCode.ABNORMAL_CLOSURE:
@@ -160,24 +207,48 @@ class Link:
         except ConnectionClosed:
             await trio.lowlevel.checkpoint()
         except _NoPong:
-            logger.warning(
-                "%s: no pong within %gs; peer is dead, aborting",
-                self.name,
-                self.settings.pong_timeout,
-            )
-            await self.abort(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
+            await self._dead()
+
+    async def probe(self) -> None:
+        """Ping once; abort the connection if no pong comes within ``pong_timeout``.
+
+        What the server's heartbeat wheel starts when a connection's ping is
+        due. Returns at once when the connection is closed, or when
+        :meth:`stop_probe` is called meanwhile.
+        """
+        try:
+            await self._ping_once()
+        except ConnectionClosed:
+            await trio.lowlevel.checkpoint()
+        except _NoPong:
+            await self._dead()
+
+    async def _dead(self) -> None:
+        logger.warning(
+            "%s: no pong within %gs; peer is dead, aborting", self.name, self.settings.pong_timeout
+        )
+        await self.abort(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
+
+    def stop_probe(self) -> None:
+        """Stop a ping in flight (trio-websocket does not end them on close) and any later one."""
+        self._stopped = True
+        if self._ping_scope is not None:
+            self._ping_scope.cancel()
 
     async def _ping_once(self) -> None:
+        if self._stopped:
+            await trio.lowlevel.checkpoint()
+            return
+        self._ping_waived = False
         with trio.CancelScope() as scope:
             self._ping_scope = scope
-            scope.deadline = (
-                math.inf if self._stalled else trio.current_time() + self.settings.pong_timeout
-            )
+            if not self._stalled:  # else the deadline is set when reading resumes
+                scope.deadline = trio.current_time() + self.settings.pong_timeout
             try:
                 await self.ws.ping()
             finally:
                 self._ping_scope = None
-        if scope.cancelled_caught:
+        if scope.cancelled_caught and not self._stopped and not self._ping_waived:
             raise _NoPong
 
     # -- sending and closing -----------------------------------------------------
@@ -213,7 +284,7 @@ class Link:
         """
         if self.close_code is None and self.ws.closed is None:
             self.close_code, self.close_reason = code, reason
-        cancelled = trio.current_effective_deadline() == -math.inf
+        cancelled = trio.current_effective_deadline() <= trio.current_time()
         with trio.move_on_after(self.settings.close_timeout) as scope:
             scope.shield = cancelled
             await self.ws.aclose(code, reason)

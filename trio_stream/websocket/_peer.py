@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,15 +13,20 @@ from ..core import (
     BoundedQueue,
     Hub,
     Overflow,
-    SubscriberDisconnected,
+    QueueStatistics,
+    validate_topic,
 )
 from ..protocol import CloseCode, Event
+from ._delivery import Delivery
 from ._errors import WebSocketClosed
-from ._frames import EventFrameCache
+from ._frames import EventFrameCache, wire_frame
 from ._handshake import HandshakeRequest
+from ._heartbeat import HeartbeatWheel, Slot
 from ._link import Link, Violation
+from ._outbox import Outbox
 from ._ratelimit import TokenBucket
 from ._records import PeerSettings, PeerStatistics
+from ._rooms import Membership, Rooms
 
 __all__ = ["WebSocketPeer"]
 
@@ -31,7 +35,7 @@ logger = logging.getLogger("trio_stream.websocket")
 Handler = Callable[["WebSocketPeer"], Awaitable[object]]
 
 
-class WebSocketPeer:
+class WebSocketPeer(Delivery):
     """One accepted WebSocket connection, as a :func:`serve_websockets` handler sees it.
 
     Iterate it for the peer's decoded messages (iteration ends when the
@@ -44,51 +48,58 @@ class WebSocketPeer:
     the server's overflow policy; under the default ``Overflow.DISCONNECT`` a
     peer that falls that far behind is closed with
     ``CloseCode.SLOW_CONSUMER`` and reconnects (resuming topics from its last
-    event id). Only one task may iterate a peer at a time.
+    event id). Only one task may iterate a peer at a time. A frame goes to
+    the socket at once when nothing is queued before it.
 
     Once the connection has closed, the handler gets ``close_timeout`` to
     return (its iteration has ended, sends raise :class:`WebSocketClosed`);
     after that it is cancelled.
     """
 
+    __slots__ = (
+        "_bucket",
+        "_frames",
+        "_hub",
+        "_inbound",
+        "_memberships",
+        "_probing",
+        "_rooms",
+        "_slot",
+        "identity",
+        "request",
+    )
+
     def __init__(
         self,
         link: Link,
+        outbox: Outbox,
         request: HandshakeRequest,
         identity: Any,
         settings: PeerSettings,
         frames: EventFrameCache,
-        hub: Hub | None,
+        rooms: Rooms | None,
+        nursery: trio.Nursery,
     ) -> None:
-        self._link = link
+        super().__init__(link, outbox, settings, nursery)
         #: The :class:`HandshakeRequest` the connection was opened with.
         self.request = request
         #: What the ``authenticate`` hook returned (``None`` without a hook).
         self.identity = identity
-        self._settings = settings
         self._frames = frames
-        self._hub = hub
-        self._inbound: BoundedQueue[Any] = BoundedQueue(settings.inbound_capacity, Overflow.BLOCK)
-        self._outbound: BoundedQueue[str | bytes] = BoundedQueue(
-            settings.outbound_capacity, settings.outbound_overflow
-        )
+        self._rooms = rooms
+        self._hub: Hub | None = rooms.hub if rooms is not None else None
+        self._inbound: BoundedQueue[Any] | None = None  # created on first use
         self._bucket = (
             None
             if settings.rate_limit is None
             else TokenBucket(settings.rate_limit, settings.rate_burst, trio.current_time())
         )
-        self._rooms: dict[str, trio.CancelScope] = {}
-        self._nursery: trio.Nursery | None = None
-        self._ending: tuple[int, str] | None = None
-        self._writer_done = trio.Event()
+        self._memberships: dict[str, Membership] = {}
+        self._slot: Slot | None = None
+        self._probing = False
 
     def __repr__(self) -> str:
         return f"<WebSocketPeer {self._link.name}>"
-
-    @property
-    def name(self) -> str:
-        """A short label for logs: connection number and client address."""
-        return self._link.name
 
     @property
     def closed(self) -> bool:
@@ -103,22 +114,27 @@ class WebSocketPeer:
     @property
     def topics(self) -> frozenset[str]:
         """The topics this connection is subscribed to."""
-        return frozenset(self._rooms)
+        return frozenset(self._memberships)
 
     # -- receiving -------------------------------------------------------------
+
+    def _inbox(self) -> BoundedQueue[Any]:
+        if self._inbound is None:
+            self._inbound = BoundedQueue(self._settings.inbound_capacity, Overflow.BLOCK)
+        return self._inbound
 
     def __aiter__(self) -> WebSocketPeer:
         return self
 
     async def __anext__(self) -> Any:
-        batch = await self._inbound.get_batch(1)
+        batch = await self._inbox().get_batch(1)
         if not batch:
             raise StopAsyncIteration
         return batch[0]
 
     async def receive(self) -> Any:
         """The next decoded message; raises :class:`WebSocketClosed` after the last one."""
-        batch = await self._inbound.get_batch(1)
+        batch = await self._inbox().get_batch(1)
         if not batch:
             raise self._closed_error()
         return batch[0]
@@ -155,61 +171,14 @@ class WebSocketPeer:
         Waits only under ``Overflow.BLOCK`` (for room in the outbound queue).
         Raises :class:`WebSocketClosed` if the connection is closed, or was
         just closed because this send overflowed its queue (``DISCONNECT``).
-        ``TypeError`` if the codec cannot encode ``obj``.
+        ``TypeError`` if the codec cannot encode ``obj``, ``UnicodeEncodeError``
+        for text holding a lone surrogate.
         """
-        await self._enqueue(self._settings.codec.encode(obj))
+        await self._send_frame(wire_frame(self._settings.codec.encode(obj)))
 
     async def send_event(self, event: Event) -> None:
         """Queue a topic event as ``{"id", "event", "data"}``, encoded once per event object."""
-        await self._enqueue(self._frames.frame(event))
-
-    async def _enqueue(self, frame: str | bytes) -> None:
-        if self.closed:
-            await trio.lowlevel.checkpoint()
-            raise self._closed_error()
-        if not await self._outbound.put(frame):
-            if self._outbound.disconnected:
-                self._end_slow_consumer("outbound queue full")
-            raise self._closed_error()
-
-    def _end_slow_consumer(self, why: str) -> None:
-        logger.warning(
-            "%s: too slow (%s, capacity %d); closing with %d so it reconnects",
-            self.name,
-            why,
-            self._settings.outbound_capacity,
-            CloseCode.SLOW_CONSUMER,
-        )
-        self._begin_close(CloseCode.SLOW_CONSUMER, "too slow; reconnect")
-
-    def _begin_close(self, code: int, reason: str) -> None:
-        if self._ending is None and self._nursery is not None:
-            self._ending = (code, reason)
-            self._outbound.disconnect()  # queued frames are not worth sending any more
-            self._nursery.start_soon(self._link.close, code, reason)
-
-    def _closed_error(self) -> WebSocketClosed:
-        if self._link.close_code is not None:
-            return WebSocketClosed(self._link.close_code, self._link.close_reason)
-        code, reason = self._ending or (CloseCode.ABNORMAL_CLOSURE, "")
-        return WebSocketClosed(code, reason)
-
-    async def _writer(self) -> None:
-        try:
-            while batch := await self._next_batch():
-                for frame in batch:
-                    if not await self._link.send(frame):
-                        return
-        finally:
-            self._outbound.close()  # wakes senders blocked on a full queue
-            self._writer_done.set()
-
-    async def _next_batch(self) -> list[str | bytes]:
-        try:
-            return await self._outbound.get_batch()
-        except SubscriberDisconnected:  # disconnected: the close is under way
-            await trio.lowlevel.checkpoint()
-            return []
+        await self._send_frame(self._frames.wire(event))
 
     # -- rooms -------------------------------------------------------------------
 
@@ -224,59 +193,62 @@ class WebSocketPeer:
         """Join ``topic``: its events are sent to this peer until it leaves or disconnects.
 
         Returns once subscribed (events published after that are delivered),
-        with ``True`` when ``last_event_id`` was found in history and the
-        missed events are being replayed (they may already be queued ahead
-        of what the handler sends next). ``capacity``/``overflow`` configure
-        the Hub-side queue; a peer the Hub detached for being slow is closed
-        with ``CloseCode.SLOW_CONSUMER`` when its forwarder next reads (with
-        ``outbound_overflow=BLOCK`` that is once the socket drains, or the
-        ``send_timeout`` abort comes first). Raises ``ValueError`` for an
-        invalid topic or one already joined, ``RuntimeError`` without a hub.
+        with ``True`` when ``last_event_id`` was found in history: the missed
+        events are then queued before it returns (waiting for room whatever
+        the policy), ahead of what the handler sends next, and live events
+        follow with no gap and no duplicate; live events that arrive during
+        the replay are held meanwhile, at most ``capacity`` of them (past that
+        the connection is closed with ``CloseCode.SLOW_CONSUMER``).
+
+        ``capacity`` bounds this topic's events waiting for this peer (in
+        its outbound queue, not yet written); past it ``overflow`` applies:
+        ``DISCONNECT`` closes the connection with ``CloseCode.SLOW_CONSUMER``
+        (its client resumes from its last id), ``DROP_OLDEST`` /
+        ``DROP_NEWEST`` drop one of them, ``BLOCK`` makes the topic's room
+        wait (and, once the room's own queue of 256 events is full, the
+        publisher). The outbound queue's own capacity and policy apply too.
+        All subscribers of a topic on this server share one Hub subscription
+        and one forwarder task. If cancelled, it is not subscribed (part of a
+        replay may have been queued already).
+
+        Raises ``ValueError`` for an invalid topic or one already joined,
+        ``RuntimeError`` without a hub, what the Hub raises (e.g.
+        :class:`HubClosedError`) and :class:`WebSocketClosed` once closed.
         """
-        if self._hub is None or self._nursery is None:
+        if self._rooms is None:
             raise RuntimeError("serve_websockets(hub=...) is needed to subscribe to topics")
-        if topic in self._rooms:
+        validate_topic(topic)
+        if not isinstance(capacity, int) or capacity < 1:
+            raise ValueError("capacity must be an int >= 1")
+        if not isinstance(overflow, Overflow):
+            raise TypeError("overflow must be an Overflow member")
+        if topic in self._memberships:
             raise ValueError(f"already subscribed to {topic!r}")
         if self.closed:
             raise self._closed_error()
-        recovered: bool = await self._nursery.start(
-            self._forward, self._hub, topic, last_event_id, capacity, overflow
-        )
-        return recovered
+        member = self._memberships[topic] = Membership(self, topic, capacity, overflow)
+        try:
+            return await self._rooms.join(member, last_event_id)
+        except BaseException:
+            self._left(member)
+            member.leave()
+            raise
 
     def unsubscribe(self, topic: str) -> None:
         """Leave ``topic`` (no effect if not subscribed). Synchronous."""
-        scope = self._rooms.pop(topic, None)
-        if scope is not None:
-            scope.cancel()
+        member = self._memberships.pop(topic, None)
+        if member is not None:
+            member.leave()
 
-    async def _forward(  # noqa: ASYNC114  started only through WebSocketPeer.subscribe
-        self,
-        hub: Hub,
-        topic: str,
-        last_event_id: str | None,
-        capacity: int,
-        overflow: Overflow,
-        task_status: trio.TaskStatus[bool] = trio.TASK_STATUS_IGNORED,
-    ) -> None:
-        with trio.CancelScope() as scope:
-            try:
-                async with hub.subscribe(
-                    topic, last_event_id=last_event_id, capacity=capacity, overflow=overflow
-                ) as subscription:
-                    self._rooms[topic] = scope
-                    task_status.started(subscription.recovered)
-                    while batch := await subscription.receive_batch(max_events=capacity):
-                        for event in batch:
-                            await self.send_event(event)
-            except SubscriberDisconnected:
-                self._end_slow_consumer(f"fell {capacity} events behind on {topic!r}")
-                await trio.lowlevel.checkpoint()
-            except WebSocketClosed:
-                await trio.lowlevel.checkpoint()
-            finally:
-                if self._rooms.get(topic) is scope:
-                    del self._rooms[topic]
+    def _left(self, member: Membership) -> None:
+        if self._memberships.get(member.topic) is member:
+            del self._memberships[member.topic]
+
+    def _leave_rooms(self) -> None:
+        members = list(self._memberships.values())
+        self._memberships.clear()
+        for member in members:
+            member.leave()
 
     async def publish(self, topic: str, event: Event) -> Event:
         """Publish ``event`` on ``topic`` through the server's hub; returns it with its id."""
@@ -287,7 +259,10 @@ class WebSocketPeer:
     # -- closing -------------------------------------------------------------------
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
-        """Close the connection with ``code`` (bounded by the server's ``close_timeout``)."""
+        """Close the connection with ``code`` (bounded by the server's ``close_timeout``).
+
+        Frames already queued go out first, then the close frame.
+        """
         if self._ending is None:
             self._ending = (code, reason)
         await self._link.close(code, reason)
@@ -298,75 +273,100 @@ class WebSocketPeer:
 
     def statistics(self) -> PeerStatistics:
         """A :class:`PeerStatistics` snapshot (cheap, no checkpoint)."""
+        inbound = self._inbound
         return PeerStatistics(
             messages_received=self._link.received,
-            messages_sent=self._link.sent,
-            inbound=self._inbound.statistics(),
-            outbound=self._outbound.statistics(),
-            topics=tuple(sorted(self._rooms)),
+            messages_sent=self._outbox.sent,
+            inbound=inbound.statistics() if inbound is not None else self._no_inbox(),
+            outbound=self._outbox.statistics(),
+            topics=tuple(sorted(self._memberships)),
             close_code=self._link.close_code,
+        )
+
+    def _no_inbox(self) -> QueueStatistics:
+        return QueueStatistics(
+            capacity=self._settings.inbound_capacity,
+            overflow=Overflow.BLOCK,
+            depth=0,
+            peak=0,
+            delivered=0,
+            dropped=0,
+            disconnected=False,
+            closed=self.closed,
         )
 
     # -- lifecycle (driven by the server) --------------------------------------------
 
-    async def _run(self, handler: Handler) -> None:
+    async def _run(self, handler: Handler, wheel: HeartbeatWheel | None) -> None:
+        # The handler runs in the connection's task, under its nursery's own
+        # cancel scope (see _ended).
+        if wheel is not None:
+            self._slot = wheel.add(self._beat)
         try:
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                nursery.start_soon(self._pump)
-                nursery.start_soon(self._writer)
-                nursery.start_soon(self._link.heartbeat)
-                handler_scope = trio.CancelScope()
-                nursery.start_soon(self._cancel_after_close, handler_scope)
-                code: int = CloseCode.NORMAL_CLOSURE
-                reason = ""
-                with handler_scope:
-                    code, reason = await self._call(handler)
-                if handler_scope.cancelled_caught:
+            await trio.lowlevel.checkpoint()
+            try:
+                await handler(self)
+            except WebSocketClosed:
+                pass
+            except Exception:
+                logger.exception("%s: handler raised; closing with 1011", self.name)
+                await self._finish(CloseCode.INTERNAL_ERROR, "internal error")
+                return
+            except trio.Cancelled:
+                if self._nursery.cancel_scope.deadline <= trio.current_time():
                     logger.info("%s: handler outlived the connection; cancelled it", self.name)
-                await self._finish(code, reason)
-                nursery.cancel_scope.cancel()
+                raise
+            await self._finish(CloseCode.NORMAL_CLOSURE, "")
         finally:
+            if self._slot is not None:
+                self._slot.clear()
+            self._link.stop_probe()
+            self._leave_rooms()
             if self._link.ws.closed is None:  # cancelled (server shutdown) or crashed
-                shutting_down = trio.current_effective_deadline() == -math.inf
+                shutting_down = trio.current_effective_deadline() <= trio.current_time()
                 await self._link.close(  # noqa: ASYNC102  shields itself, bounded by close_timeout
                     CloseCode.GOING_AWAY if shutting_down else CloseCode.INTERNAL_ERROR,
                     "server shutting down" if shutting_down else "internal error",
                 )
 
     async def _pump(self) -> None:
+        # Only where trio-websocket's internals differ from what _inlet expects.
         try:
-            await self._link.pump(self._inbound, self._convert)
+            await self._link.pump(self._inbox, self._convert)
         finally:
-            # The connection is over: iteration ends after what arrived, and
-            # senders waiting for room (Overflow.BLOCK) wake up and raise.
-            self._inbound.close()
-            self._outbound.close()
+            self._ended()
 
-    async def _call(self, handler: Handler) -> tuple[int, str]:
-        await trio.lowlevel.checkpoint()
+    def _ended(self) -> None:
+        # The WebSocket is over: iteration ends after what arrived, rooms stop
+        # sending, and the handler has close_timeout left to return (then the
+        # connection's nursery, the handler with it, is cancelled).
+        self._inbox().close()
+        self._leave_rooms()
+        scope = self._nursery.cancel_scope
+        scope.deadline = min(
+            scope.deadline, trio.current_time() + self._link.settings.close_timeout
+        )
+
+    def _beat(self) -> None:
+        # Called by the heartbeat wheel when a ping is due: one at a time.
+        if self._probing or self.closed:
+            return
         try:
-            await handler(self)
-        except WebSocketClosed:
-            pass
-        except Exception:
-            logger.exception("%s: handler raised; closing with 1011", self.name)
-            return CloseCode.INTERNAL_ERROR, "internal error"
-        return CloseCode.NORMAL_CLOSURE, ""
+            self._nursery.start_soon(self._probe)
+        except RuntimeError:  # the connection is being torn down
+            return
+        self._probing = True
 
-    async def _cancel_after_close(self, handler_scope: trio.CancelScope) -> None:
-        await self._link.closed.wait()
-        await trio.sleep(self._link.settings.close_timeout)
-        handler_scope.cancel()
+    async def _probe(self) -> None:
+        try:
+            await self._link.probe()
+        finally:
+            self._probing = False
 
     async def _finish(self, code: int, reason: str) -> None:
-        for scope in self._rooms.values():
-            scope.cancel()
+        self._leave_rooms()
         if self.closed:
             await trio.lowlevel.checkpoint()
             return
-        # Let the writer flush what the handler queued, then say goodbye.
-        self._outbound.close()
-        with trio.move_on_after(self._link.settings.close_timeout):
-            await self._writer_done.wait()
+        # What the handler queued goes out before the close frame (one queue).
         await self.close(code, reason)

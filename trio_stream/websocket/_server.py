@@ -1,52 +1,38 @@
 """``serve_websockets``: a hardened WebSocket server on trio-websocket.
 
-Each TCP connection runs in its own nursery, wrapped with trio-websocket's
-``wrap_server_stream``. trio-websocket's own ``serve_websocket`` runs its
-per-connection reader tasks in the server's nursery, so one reader failure
-(e.g. trio-websocket #184: a ping arriving while we close raises
-``LocalProtocolError`` in the reader) takes the whole server down; here such a
-failure ends only its own connection, and is logged.
+Each TCP connection runs in its own nursery (see ``_accept``): one failure
+(e.g. trio-websocket #184) ends only its own connection. Server-wide tasks
+run beside them: one heartbeat wheel, and one forwarder per Hub topic that
+has subscribers here (``_rooms``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import ssl
 from collections import Counter
-from collections.abc import Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
 from functools import partial
 from types import MappingProxyType
 from typing import Any, NoReturn
 
 import trio
-from trio_websocket import ConnectionClosed, WebSocketRequest, wrap_server_stream
-from wsproto.utilities import LocalProtocolError
 
 from ..core import DEFAULT_CAPACITY, Hub, Overflow
 from ..protocol import CloseCode
+from ._accept import Authenticate, Connections
 from ._codec import Codec, JsonCodec
-from ._errors import HandshakeRejected
 from ._frames import EventFrameCache
-from ._handshake import ConnectionLimiter, HandshakeRequest, OriginPolicy
-from ._link import Link, LinkSettings
+from ._handshake import ConnectionLimiter, OriginPolicy
+from ._heartbeat import HeartbeatWheel
+from ._link import LinkSettings
 from ._peer import Handler, WebSocketPeer
 from ._records import PeerSettings, WebSocketServerStatistics
+from ._rooms import Rooms
 
 __all__ = ["WebSocketServer", "serve_websockets"]
 
 logger = logging.getLogger("trio_stream.websocket")
-
-Authenticate = Callable[[HandshakeRequest], Awaitable[Any]]
-
-_REJECT_BODIES = {
-    401: b"unauthorized\n",
-    403: b"forbidden\n",
-    429: b"too many connections from this address\n",
-    500: b"internal error\n",
-    503: b"server full\n",
-}
 
 
 class WebSocketServer:
@@ -63,7 +49,7 @@ class WebSocketServer:
         self._closed: Counter[int] = Counter()
         self._received = 0
         self._sent = 0
-        self._connections: _Connections
+        self._connections: Connections
 
     @property
     def port(self) -> int:
@@ -86,6 +72,11 @@ class WebSocketServer:
         ``stream``.
         """
         await self._connections.handle_stream(stream)
+
+    def subscribers(self, topic: str) -> int:
+        """How many open connections are subscribed to ``topic`` now (cheap: no scan)."""
+        rooms = self._connections.rooms
+        return rooms.size(topic) if rooms is not None else 0
 
     @property
     def peers(self) -> frozenset[WebSocketPeer]:
@@ -120,139 +111,6 @@ class WebSocketServer:
         self._received += stats.messages_received
         self._sent += stats.messages_sent
         self._closed[stats.close_code or CloseCode.ABNORMAL_CLOSURE] += 1
-
-
-@dataclass(eq=False)
-class _Connections:
-    """Runs every accepted TCP connection: handshake policy, then the handler."""
-
-    handler: Handler
-    server: WebSocketServer
-    hub: Hub | None
-    authenticate: Authenticate | None
-    origins: OriginPolicy
-    subprotocols: tuple[str, ...]
-    max_message_size: int
-    handshake_timeout: float
-    limiter: ConnectionLimiter
-    link_settings: LinkSettings
-    peer_settings: PeerSettings
-    frames: EventFrameCache
-    count: int = 0
-
-    async def handle_stream(self, stream: trio.abc.Stream) -> None:
-        await trio.lowlevel.checkpoint()
-        self.count += 1
-        client = _client_address(stream)
-        name = f"ws#{self.count} {client[0]}:{client[1]}" if client else f"ws#{self.count}"
-        try:
-            async with trio.open_nursery() as nursery:
-                if await self._serve(nursery, stream, client, name):
-                    # trio-websocket's reader ends by itself once the closing
-                    # handshake is done (a pending close waits for it to read
-                    # the peer's reply); bound the wait.
-                    nursery.cancel_scope.deadline = (
-                        trio.current_time() + self.link_settings.close_timeout
-                    )
-                else:
-                    nursery.cancel_scope.cancel()  # refused: stop the reader now
-        except* LocalProtocolError:
-            logger.info("%s: peer pinged while we were closing (trio-websocket #184)", name)
-        except* Exception as group:
-            logger.error("%s: connection failed", name, exc_info=group)
-
-    async def _serve(
-        self,
-        nursery: trio.Nursery,
-        stream: trio.abc.Stream,
-        client: tuple[str, int] | None,
-        name: str,
-    ) -> bool:
-        deadline = trio.current_time() + self.handshake_timeout
-        request: WebSocketRequest | None = None
-        with trio.move_on_at(deadline):
-            request = await wrap_server_stream(
-                nursery, stream, max_message_size=self.max_message_size
-            )
-        if request is None:
-            logger.info("%s: no complete handshake within %gs", name, self.handshake_timeout)
-            return False
-        handshake = HandshakeRequest.build(
-            request.path, request.headers, client, request.proposed_subprotocols
-        )
-        address = client[0] if client else ""
-        status = self.limiter.admit(address)
-        if status is not None:
-            with trio.move_on_at(deadline):
-                await self._reject(request, status, name, "connection limit reached")
-            return False
-        try:
-            verdict: tuple[Any, str | None] | None = None
-            with trio.move_on_at(deadline) as scope:
-                verdict = await self._check(request, handshake, name)
-            if scope.cancelled_caught:
-                logger.warning("%s: handshake checks took over %gs", name, self.handshake_timeout)
-            if verdict is None:
-                return False
-            identity, subprotocol = verdict
-            ws = await request.accept(subprotocol=subprotocol)
-            link = Link(ws, stream, self.link_settings, name)
-            peer = WebSocketPeer(
-                link, handshake, identity, self.peer_settings, self.frames, self.hub
-            )
-            self.server._opened(peer)
-            try:
-                await peer._run(self.handler)
-            finally:
-                self.server._ended(peer)
-        finally:
-            self.limiter.release(address)
-        return True
-
-    async def _check(
-        self, request: WebSocketRequest, handshake: HandshakeRequest, name: str
-    ) -> tuple[Any, str | None] | None:
-        await trio.lowlevel.checkpoint()
-        if not self.origins.allows(handshake.origin):
-            await self._reject(request, 403, name, f"origin {handshake.origin!r} not allowed")
-            return None
-        identity = None
-        if self.authenticate is not None:
-            try:
-                identity = await self.authenticate(handshake)
-            except HandshakeRejected as exc:
-                await self._reject(request, exc.status_code, name, str(exc), exc.body)
-                return None
-            except Exception:
-                logger.exception("%s: authenticate hook failed", name)
-                await self._reject(request, 500, name, "authenticate hook failed")
-                return None
-            if identity is None:
-                await self._reject(request, 401, name, "not authenticated")
-                return None
-        offered = request.proposed_subprotocols
-        return identity, next((p for p in self.subprotocols if p in offered), None)
-
-    async def _reject(
-        self, request: WebSocketRequest, status: int, name: str, why: str, body: bytes = b""
-    ) -> None:
-        self.server._rejected[status] += 1
-        logger.warning("%s: handshake rejected with %d: %s", name, status, why)
-        await trio.lowlevel.checkpoint()
-        with contextlib.suppress(ConnectionClosed):  # the client may be gone already
-            await request.reject(status, body=body or _REJECT_BODIES.get(status, b"rejected\n"))
-
-
-def _client_address(stream: trio.abc.Stream) -> tuple[str, int] | None:
-    if isinstance(stream, trio.SSLStream):
-        stream = stream.transport_stream
-    if isinstance(stream, trio.SocketStream):
-        try:
-            host, port = stream.socket.getpeername()[:2]
-        except OSError:  # the client already left
-            return None
-        return str(host), int(port)
-    return None
 
 
 async def serve_websockets(  # noqa: ASYNC114  (configure flake8-async's list to add it)
@@ -305,9 +163,18 @@ async def serve_websockets(  # noqa: ASYNC114  (configure flake8-async's list to
     ping every ``heartbeat_interval`` (``None`` disables) unanswered within
     ``pong_timeout`` aborts it. Inbound messages wait in a queue of
     ``inbound_capacity`` (backpressure), outbound frames in one of
-    ``outbound_capacity`` with ``outbound_overflow``; a send that takes over
-    ``send_timeout`` (peer not reading) aborts the connection. ``hub``
-    enables ``peer.subscribe``/``peer.publish``.
+    ``outbound_capacity`` (default 256 frames, shared references to encoded
+    bytes: enough to absorb a burst while a socket is briefly full) with
+    ``outbound_overflow``; a write that takes over ``send_timeout`` (peer not
+    reading) aborts the connection. ``hub`` enables ``peer.subscribe`` /
+    ``peer.publish``.
+
+    Built for many connections: a frame goes to the socket at once when
+    nothing is queued before it, a backlog in one write; all subscribers of
+    a topic share one Hub subscription and one forwarder task (each event
+    is encoded once, into frame bytes, for all of them); one task pings
+    every connection on its schedule. An idle connection costs two tasks,
+    its own (the handler's) and trio-websocket's reader.
 
     Every refusal and close is logged on ``trio_stream.websocket``; clients
     get only a status or close code with a fixed reason, never exception
@@ -329,10 +196,9 @@ async def serve_websockets(  # noqa: ASYNC114  (configure flake8-async's list to
     limiter = ConnectionLimiter(max_connections, max_connections_per_client)
     listeners = await trio.open_tcp_listeners(port, host=host)
     server = WebSocketServer(listeners, secure=ssl_context is not None)
-    connections = _Connections(
+    connections = Connections(
         handler,
         server,
-        hub=hub,
         authenticate=authenticate,
         origins=OriginPolicy(allowed_origins),
         subprotocols=tuple(subprotocols),
@@ -353,6 +219,11 @@ async def serve_websockets(  # noqa: ASYNC114  (configure flake8-async's list to
     stop_connections = trio.CancelScope(shield=True)
     async with trio.open_nursery() as nursery:
         connections_nursery = await nursery.start(_connections_nursery, stop_connections)
+        if hub is not None:
+            connections.rooms = Rooms(hub, connections_nursery, connections.frames)
+        if heartbeat_interval is not None:
+            connections.wheel = HeartbeatWheel(heartbeat_interval)
+            await connections_nursery.start(connections.wheel.run)
         try:
             await nursery.start(
                 partial(
