@@ -45,7 +45,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reps", type=int, help="repetitions (default 3, 1 with --quick)")
     parser.add_argument("--strict", action="store_true", help="fail if a server is unavailable")
     parser.add_argument(
-        "--no-inproc", action="store_true", help="skip the decoder, fanout, llm, redis modules"
+        "--no-inproc",
+        action="store_true",
+        help="skip the decoder, fanout, compression, llm, redis modules",
     )
     parser.add_argument(
         "--readme",

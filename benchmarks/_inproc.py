@@ -1,4 +1,4 @@
-"""Runs one of the other benchmark modules (decoder, fan-out, LLM relay, Redis).
+"""Runs one of the other benchmark modules (decoder, fan-out, compression, LLM relay, Redis).
 
 ``python -m benchmarks._inproc NAME [--quick]`` imports ``benchmarks.NAME``,
 calls its ``run(...) -> dict`` and prints the dict as one JSON line. It
@@ -19,10 +19,10 @@ import sys
 from typing import Any
 
 #: The modules, in the order they run.
-MODULES = ("decoder", "fanout", "llm", "redis")
+MODULES = ("decoder", "fanout", "compression", "llm", "redis")
 #: Single-process benchmarks, pinned to the server core; the others start
 #: processes of their own and place them themselves.
-PINNED = frozenset({"decoder", "fanout"})
+PINNED = frozenset({"decoder", "fanout", "compression"})
 
 #: Sizes per module and mode; only the parameters ``run`` has are passed.
 QUICK_KWARGS: dict[str, dict[str, Any]] = {

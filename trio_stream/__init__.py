@@ -43,10 +43,14 @@ from .protocol import TrioStreamError as TrioStreamError
 from .protocol import encode_comment as encode_comment
 from .protocol import encode_preamble as encode_preamble
 from .protocol import should_reconnect as should_reconnect
+from .sse import CORS as CORS
+from .sse import Authenticated as Authenticated
+from .sse import ConnectionLimits as ConnectionLimits
 from .sse import EventSource as EventSource
 from .sse import EventSourceStatistics as EventSourceStatistics
 from .sse import EventStream as EventStream
 from .sse import ExportStatistics as ExportStatistics
+from .sse import RateLimit as RateLimit
 from .sse import Route as Route
 from .sse import Router as Router
 from .sse import ServeError as ServeError
@@ -99,15 +103,18 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-__all__ = [
+__all__ = [  # noqa: RUF022  plain sorted(), as tests/test_exported_members.py checks
+    "Authenticated",
     "Backoff",
     "BoundedQueue",
     "Broker",
     "BrokerError",
     "BrokerUnavailableError",
+    "CORS",
     "ChatRelay",
     "ClientSession",
     "CloseCode",
+    "ConnectionLimits",
     "Event",
     "EventSource",
     "EventSourceStatistics",
@@ -128,6 +135,7 @@ __all__ = [
     "OpenAIUpstream",
     "Overflow",
     "QueueStatistics",
+    "RateLimit",
     "ReconnectError",
     "RedisBroker",
     "RetryBudgetExhausted",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 import trio
 
+from tests._processes import reap
 from trio_stream.cli import main
 from trio_stream.sse._asgi import Receive, Scope, Send, handle_lifespan
 from trio_stream.testing import open_test_server
@@ -163,15 +164,6 @@ async def _spawn(url: str, *options: str) -> trio.Process:
     )
 
 
-async def _reap(process: trio.Process) -> None:
-    if process.returncode is None:
-        process.kill()
-    await process.wait()
-    for stream in (process.stdout, process.stderr):
-        if stream is not None:
-            await stream.aclose()
-
-
 async def _read_line(stream: trio.abc.ReceiveStream) -> bytes:
     data = b""
     while True:  # bounded by the test's fail_after
@@ -210,8 +202,7 @@ async def test_a_fatal_error_is_one_line_on_stderr_unless_verbose(verbose: bool)
                 err = (await _read_all(process.stderr)).decode()
                 await process.wait()
             finally:
-                with trio.move_on_after(5, shield=True):
-                    await _reap(process)
+                await reap(process)  # noqa: ASYNC102  reap shields itself, bounded
     assert process.returncode == 1
     lines = err.splitlines()
     assert lines[-1].startswith("trio-stream tail: error: SSEResponseError:")
@@ -238,8 +229,7 @@ async def test_ctrl_c_exits_130_quietly() -> None:
                 err = await _read_all(process.stderr)
                 await process.wait()
             finally:
-                with trio.move_on_after(5, shield=True):
-                    await _reap(process)
+                await reap(process)  # noqa: ASYNC102  reap shields itself, bounded
     assert process.returncode == 130
     assert err == b""
 
@@ -257,8 +247,7 @@ async def test_closed_stdout_pipe_exits_quietly() -> None:
                 err = await _read_all(process.stderr)
                 await process.wait()
             finally:
-                with trio.move_on_after(5, shield=True):
-                    await _reap(process)
+                await reap(process)  # noqa: ASYNC102  reap shields itself, bounded
     assert process.returncode == 0
     assert err == b""
 

@@ -285,6 +285,17 @@ def test_collapse_group_prefers_the_real_error_over_cancellations() -> None:
     assert collapse_group(ExceptionGroup("g", [OSError(), OSError()])) is None
 
 
+def test_collapse_group_drops_consequences_when_a_cause_explains_them() -> None:
+    cause, closed, closed_too = RuntimeError("verdict"), EOFError(), EOFError()
+    group = ExceptionGroup("g", [closed, cause])
+    assert collapse_group(group, consequence=EOFError) is cause
+    assert collapse_group(group) is None  # without the hint: two real errors
+    only_consequences = ExceptionGroup("g", [closed, closed_too])
+    assert collapse_group(only_consequences, consequence=EOFError) is None
+    two_causes = ExceptionGroup("g", [closed, cause, OSError()])
+    assert collapse_group(two_causes, consequence=EOFError) is None
+
+
 async def test_a_plain_list_of_delays_restarts_after_a_good_session(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

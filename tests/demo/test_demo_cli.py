@@ -13,6 +13,7 @@ import httpx
 import pytest
 import trio
 
+from tests._processes import reap
 from tests.demo._demo_helpers import SAFETY
 from trio_stream.cli import main
 from trio_stream.cli._demo import run_demo
@@ -67,14 +68,7 @@ async def test_demo_command_serves_until_a_signal_then_exits_0(signum: signal.Si
             await process.wait()
             rest = (await _read_until(process.stdout, b"shutting down")).decode()
     finally:
-        with trio.move_on_after(5) as scope:
-            scope.shield = True
-            if process.returncode is None:
-                process.kill()
-            await process.wait()
-            for stream in (process.stdout, process.stderr):
-                if stream is not None:
-                    await stream.aclose()
+        await reap(process)  # noqa: ASYNC102  reap shields itself, bounded
     assert process.returncode == 0
     assert set(urls) == {"page", "events", "chat", "llm", "metrics"}
     assert urls["chat"].startswith("ws://127.0.0.1:")

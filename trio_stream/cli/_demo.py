@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import signal
 import sys
@@ -18,7 +19,7 @@ from ..protocol import TrioStreamError
 if TYPE_CHECKING:
     from argparse import _SubParsersAction
 
-__all__ = ["TOKEN_ENV", "UPSTREAM_KEY_ENV", "register", "run_demo"]
+__all__ = ["TOKEN_ENV", "UPSTREAM_KEY_ENV", "config_from", "register", "run_demo"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -82,6 +83,37 @@ def register(subparsers: _SubParsersAction[argparse.ArgumentParser]) -> None:
         help="another page origin allowed to open WebSockets (repeatable)",
     )
     parser.add_argument(
+        "--cors-origin",
+        metavar="ORIGIN",
+        action="append",
+        default=[],
+        help="a page origin (https://host[:port]) allowed to read the SSE streams and call "
+        "the API cross-origin (repeatable; default: none, no CORS headers)",
+    )
+    parser.add_argument(
+        "--max-stream-lifetime",
+        metavar="S",
+        type=float,
+        default=None,
+        help="end each SSE stream cleanly after 80-100%% of S seconds; browsers resume "
+        "from Last-Event-ID (default: off)",
+    )
+    parser.add_argument(
+        "--max-sse-per-client",
+        metavar="N",
+        type=int,
+        default=1024,
+        help="open SSE streams allowed per client address; more get 429 (default 1024)",
+    )
+    parser.add_argument(
+        "--publish-rate",
+        metavar="R",
+        type=float,
+        default=50.0,
+        help="publish requests per second per client address, bursts of 4x that; "
+        "more get 429 (default 50)",
+    )
+    parser.add_argument(
         "--verbose",
         "-v",
         action="store_true",
@@ -96,22 +128,35 @@ def _run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        config = DemoConfig(
-            host=args.host,
-            port=args.port,
-            ws_port=args.ws_port,
-            redis=args.redis,
-            upstream=args.upstream,
-            model=args.model,
-            upstream_api_key=os.environ.get(UPSTREAM_KEY_ENV) or None,
-            token=args.token or None,
-            ticker_interval=args.ticker_interval,
-            allowed_origins=tuple(args.allow_origin),
-        )
+        config = config_from(args)
     except ValueError as exc:
         sys.stderr.write(f"trio-stream demo: error: {exc}\n")
         return EXIT_USAGE
     return trio.run(run_demo, config, sys.stdout, sys.stderr)
+
+
+def config_from(args: argparse.Namespace) -> DemoConfig:
+    """The :class:`DemoConfig` the parsed ``demo`` options ask for (``ValueError`` if bad)."""
+    rate = args.publish_rate
+    # Bursts of four seconds' worth; a bad rate is DemoConfig's to refuse.
+    burst = max(1, round(rate * 4)) if math.isfinite(rate) and rate > 0 else 1
+    return DemoConfig(
+        host=args.host,
+        port=args.port,
+        ws_port=args.ws_port,
+        redis=args.redis,
+        upstream=args.upstream,
+        model=args.model,
+        upstream_api_key=os.environ.get(UPSTREAM_KEY_ENV) or None,
+        token=args.token or None,
+        ticker_interval=args.ticker_interval,
+        allowed_origins=tuple(args.allow_origin),
+        cors_origins=tuple(args.cors_origin),
+        max_stream_lifetime=args.max_stream_lifetime,
+        max_sse_per_client=args.max_sse_per_client,
+        publish_rate=rate,
+        publish_burst=burst,
+    )
 
 
 async def run_demo(config: DemoConfig, out: TextIO, err: TextIO) -> int:

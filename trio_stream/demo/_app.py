@@ -9,8 +9,8 @@ import trio
 
 from ..core import Hub, HubClosedError, InvalidTopicError, validate_topic
 from ..protocol import Event, TrioStreamError
-from ..sse import Router
-from ..sse._asgi import Receive, Scope, Send
+from ..sse import CORS, ConnectionLimits, RateLimit, Route, Router
+from ..sse._asgi import ASGIApp, Receive, Scope, Send
 from ..websocket import WebSocketServer
 from ._answers import Answers
 from ._config import DemoConfig
@@ -35,6 +35,8 @@ __all__ = ["DemoApp"]
 logger = logging.getLogger("trio_stream.demo")
 
 _EVENT_TYPE_LIMIT = 64
+# What a page on another origin may send: the resume id, a JSON body, the token.
+_CORS_HEADERS = ("Last-Event-ID", "Content-Type", "Authorization")
 
 
 class DemoApp:
@@ -56,6 +58,14 @@ class DemoApp:
     input gets 400 (413 for a body over ``config.max_body_size``), unknown
     paths 404, wrong methods 405, a full job runner 503. The page and the
     WebSocket numbers of ``/metrics`` need :meth:`attach_websockets`.
+
+    Limits: the SSE routes share one :class:`ConnectionLimits`
+    (``sse_limits``: ``config.max_sse_streams`` in all, 503;
+    ``config.max_sse_per_client`` per address, 429); publishing has a
+    :class:`RateLimit` per address (``publish_limit``: 429). Both answer
+    with ``Retry-After``. With ``config.cors_origins`` the whole surface is
+    wrapped in :class:`CORS` for those origins; SSE streams end after
+    ``config.max_stream_lifetime`` when set (browsers resume seamlessly).
     """
 
     def __init__(
@@ -73,13 +83,25 @@ class DemoApp:
         self.jobs = jobs
         self.rooms = rooms
         self.streams = TopicStreams(
-            hub, retry=config.sse_retry, keepalive_interval=config.keepalive_interval
+            hub,
+            retry=config.sse_retry,
+            keepalive_interval=config.keepalive_interval,
+            max_lifetime=config.max_stream_lifetime,
         )
         self.topic_streams = MultiTopicStreams(
             hub,
             self.streams,
             retry=config.sse_retry,
             keepalive_interval=config.keepalive_interval,
+            max_lifetime=config.max_stream_lifetime,
+        )
+        self.sse_limits = ConnectionLimits(
+            Router([Route("/sse", self.topic_streams), Route("/sse/{topic}", self.streams)]),
+            max_connections=config.max_sse_streams,
+            max_per_client=config.max_sse_per_client,
+        )
+        self.publish_limit = RateLimit(
+            self.publish, rate=config.publish_rate, burst=config.publish_burst
         )
         self.websockets: WebSocketServer | None = None
         self.static = StaticFiles()
@@ -87,17 +109,24 @@ class DemoApp:
         add = self.router.add
         add("/", self.static.page)
         add("/static/{name}", self.static.asset)
-        add("/sse", self.topic_streams)
-        add("/sse/{topic}", self.streams)
-        add("/api/topics/{topic}", self.publish, methods=["POST"])
+        add("/sse", self.sse_limits)
+        add("/sse/{topic}", self.sse_limits)
+        add("/api/topics/{topic}", self.publish_limit, methods=["POST"])
         add("/api/jobs", self.start_job, methods=["POST"])
         add("/healthz", self.healthz)
         add("/metrics", self.metrics)
         self.router.routes.extend(answers.routes())
+        self.cors: CORS | None = None
+        self._app: ASGIApp = self.router
+        if config.cors_origins:
+            self.cors = CORS(
+                self.router, allow_origins=config.cors_origins, allow_headers=_CORS_HEADERS
+            )
+            self._app = self.cors
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Dispatch one ASGI call (``lifespan`` is acknowledged)."""
-        await self.router(scope, receive, send)
+        await self._app(scope, receive, send)
 
     def attach_websockets(self, server: WebSocketServer) -> None:
         """Point the page at ``server``'s port and report its statistics in ``/metrics``.
@@ -187,6 +216,8 @@ class DemoApp:
             rooms=self.rooms.statistics(),
             jobs=self.jobs.statistics(),
             answers=self.answers.statistics(),
+            sse_limits=self.sse_limits.statistics(),
+            publish_limit=self.publish_limit.statistics(),
         )
 
     def _check_token(self, scope: Scope) -> None:

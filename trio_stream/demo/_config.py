@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ..sse._cors import canonical_origin
+
 __all__ = ["DemoConfig"]
 
 _MAX_PORT = 65535
@@ -34,6 +36,19 @@ class DemoConfig:
       events and total seconds; ``max_jobs`` bounds the jobs running at once.
     * ``graceful_timeout``: seconds open requests get to finish on shutdown.
     * ``max_body_size``: the largest request body accepted (bytes).
+    * ``max_sse_streams`` / ``max_sse_per_client``: open SSE streams in all
+      and per client address (over: 503 / 429 with ``Retry-After``). The
+      per-address default is generous: many users can share one address
+      behind NAT, and the load test opens a thousand streams from loopback.
+    * ``publish_rate`` / ``publish_burst``: ``POST /api/topics/{topic}``
+      requests per second per client address, and the burst allowed (over:
+      429 with ``Retry-After``).
+    * ``cors_origins``: page origins (``https://host[:port]``) allowed to read
+      the SSE streams and call the API cross-origin; empty (the default): no
+      CORS header is ever sent.
+    * ``max_stream_lifetime``: seconds after which an SSE stream ends cleanly
+      (each stream draws its own, 80-100 % of it) and the browser resumes
+      from ``Last-Event-ID``; None (the default): streams live on.
     """
 
     host: str = "127.0.0.1"
@@ -53,6 +68,12 @@ class DemoConfig:
     max_jobs: int = 32
     graceful_timeout: float = 5.0
     max_body_size: int = 1024 * 1024
+    max_sse_streams: int = 10_000
+    max_sse_per_client: int = 1024
+    publish_rate: float = 50.0
+    publish_burst: int = 200
+    cors_origins: tuple[str, ...] = ()
+    max_stream_lifetime: float | None = None
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -82,9 +103,19 @@ class DemoConfig:
             ("job_steps", self.job_steps),
             ("max_jobs", self.max_jobs),
             ("max_body_size", self.max_body_size),
+            ("max_sse_streams", self.max_sse_streams),
+            ("max_sse_per_client", self.max_sse_per_client),
+            ("publish_burst", self.publish_burst),
         ):
             if count < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if not (math.isfinite(self.publish_rate) and self.publish_rate > 0):
+            raise ValueError("publish_rate must be a finite number of requests per second > 0")
+        lifetime = self.max_stream_lifetime
+        if lifetime is not None and not (math.isfinite(lifetime) and lifetime > 0):
+            raise ValueError("max_stream_lifetime must be a finite number of seconds > 0")
+        for origin in self.cors_origins:
+            canonical_origin(origin)  # ValueError for anything but scheme://host[:port]
 
     @property
     def token_required(self) -> bool:

@@ -39,21 +39,22 @@ class DemoRequestError(TrioStreamError):
         self.message = message
 
     async def respond(self, scope: Scope, send: Send) -> None:
-        """Log the refusal and send it as an OpenAI-style JSON error object."""
+        """Log the refusal (on ``trio_stream.demo``) and send it as an OpenAI-style error."""
+        logger.warning(
+            "%s %s: %d %s", scope.get("method"), scope.get("path"), self.status, self.message
+        )
         headers = [(b"www-authenticate", b"Bearer")] if self.status == 401 else []
-        if headers:
-            logger.warning("%s %s: 401 %s", scope.get("method"), scope.get("path"), self.message)
-            await send_json(send, 401, _error_body(self.message), headers)
-        else:
-            await send_json_error(scope, send, self.status, self.message)
+        await send_json(send, self.status, _error_body(self.message, self.status), headers)
 
 
 class ClientGone(TrioStreamError):
     """The client disconnected before its request body arrived (nothing to answer)."""
 
 
-def _error_body(message: str) -> dict[str, Any]:
-    return {"error": {"message": message, "type": "invalid_request_error"}}
+def _error_body(message: str, status: int) -> dict[str, Any]:
+    # The error types of send_json_error (trio_stream.llm), which logs on its own logger.
+    kind = "invalid_request_error" if status < 500 else "upstream_error"
+    return {"error": {"message": message, "type": kind}}
 
 
 async def read_body(receive: Receive, max_size: int) -> bytes:

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ..core import HubStatistics, QueueStatistics
+from ..sse import ConnectionLimitStatistics, RateLimitStatistics
 from ..websocket import WebSocketServerStatistics
 from ._answers import AnswerStatistics
 from ._jobs import JobStatistics
@@ -64,7 +65,8 @@ class Exposition:
 @dataclass(frozen=True, slots=True)
 class MetricsSnapshot:
     """Everything ``/metrics`` reports, taken at one moment (``websocket`` is None before
-    the WebSocket server started; ``websocket_queues`` are its open peers' outbound queues)."""
+    the WebSocket server started; ``websocket_queues`` are its open peers' outbound queues;
+    ``sse_limits`` and ``publish_limit``, when given, add the refusals of the limits)."""
 
     hub: HubStatistics
     sse: SSEStatistics
@@ -73,6 +75,8 @@ class MetricsSnapshot:
     rooms: RoomStatistics
     jobs: JobStatistics
     answers: AnswerStatistics
+    sse_limits: ConnectionLimitStatistics | None = None
+    publish_limit: RateLimitStatistics | None = None
 
 
 def _per_transport(sse: float, websocket: float) -> list[tuple[Labels, float]]:
@@ -177,6 +181,21 @@ def render_metrics(snapshot: MetricsSnapshot) -> str:
             "counter",
             "WebSocket connections ended, by close code (1006: lost).",
             [({"code": str(code)}, count) for code, count in sorted(ws.closed.items())],
+        )
+    if snapshot.sse_limits is not None and snapshot.publish_limit is not None:
+        limits, rate = snapshot.sse_limits, snapshot.publish_limit
+        out.family(
+            "requests_refused_total",
+            "counter",
+            "Requests refused by a limit (server full: 503; per client: 429).",
+            [
+                ({"limit": "sse_streams", "status": "503"}, limits.rejected_full),
+                ({"limit": "sse_streams_per_client", "status": "429"}, limits.rejected_per_client),
+                ({"limit": "publish_rate", "status": "429"}, rate.limited),
+            ],
+        )
+        out.single(
+            "sse_clients", "gauge", "Client addresses with an SSE stream open.", limits.clients
         )
     answers = snapshot.answers
     out.single(

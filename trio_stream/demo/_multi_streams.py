@@ -25,7 +25,8 @@ class MultiTopicStreams:
     its id. Per topic, a queue of ``streams.capacity`` events under
     ``Overflow.DISCONNECT`` (a slow page is dropped and resumes). Responses
     count in ``streams``' statistics (open, started, events, queues);
-    resumes are not counted per topic.
+    resumes are not counted per topic. ``max_lifetime``: as
+    :class:`TopicStreams`'.
     """
 
     def __init__(
@@ -35,12 +36,14 @@ class MultiTopicStreams:
         *,
         retry: int | None = 1000,
         keepalive_interval: float = 15.0,
+        max_lifetime: float | None = None,
         max_topics: int = DEFAULT_MAX_TOPICS,
     ) -> None:
         self._hub = hub
         self._streams = streams
         self._retry = retry
         self._keepalive_interval = keepalive_interval
+        self._max_lifetime = max_lifetime
         self.max_topics = max_topics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -58,5 +61,6 @@ class MultiTopicStreams:
             max_topics=self.max_topics,
             retry=self._retry,
             keepalive_interval=self._keepalive_interval,
+            max_lifetime=self._max_lifetime,
         )
         await self._streams.serve_counted(stream, scope, receive, send)

@@ -51,7 +51,8 @@ class TopicStreams:
     ``capacity`` events under ``Overflow.DISCONNECT``: a reader that falls
     that far behind is dropped and resumes from history when it reconnects.
     An invalid topic name gets 400; an unavailable broker (Redis down) 503,
-    which browsers retry.
+    which browsers retry. With ``max_lifetime`` (seconds) each stream ends
+    cleanly after its own randomised lifetime and the browser resumes.
     """
 
     def __init__(
@@ -60,11 +61,13 @@ class TopicStreams:
         *,
         retry: int | None = 1000,
         keepalive_interval: float = 15.0,
+        max_lifetime: float | None = None,
         capacity: int = 256,
     ) -> None:
         self._hub = hub
         self._retry = retry
         self._keepalive_interval = keepalive_interval
+        self._max_lifetime = max_lifetime
         self.capacity = capacity
         self._open: set[EventStream] = set()
         self._started = 0
@@ -89,6 +92,7 @@ class TopicStreams:
             on_resume=self._count_resume,
             retry=self._retry,
             keepalive_interval=self._keepalive_interval,
+            max_lifetime=self._max_lifetime,
         )
         await self.serve_counted(stream, scope, receive, send)
 

@@ -123,14 +123,10 @@ class ChatRelay:
         if scope["type"] == "lifespan":
             await handle_lifespan(receive, send)
             return
-        try:
-            body = await read_json_body(receive, self.max_body_size)
-            if body is None:
-                return
-            request = openai_request(body, self.model)
-        except InvalidChatRequest as exc:
-            await send_json_error(scope, send, exc.status, str(exc))
+        parsed = await self._read_request(scope, receive, send, self._openai_request)
+        if parsed is None:
             return
+        body, request = parsed
         answer_id = uuid.uuid4().hex
         if not body.get("stream"):
             await self._complete(scope, receive, send, request, answer_id)
@@ -142,23 +138,47 @@ class ChatRelay:
         if scope["type"] == "lifespan":
             await handle_lifespan(receive, send)
             return
+        parsed = await self._read_request(scope, receive, send, self._ui_request)
+        if parsed is None:
+            return
+        body, request = parsed
+        answer_id = valid_answer_id(body.get("id")) or uuid.uuid4().hex
+        await self._answer(scope, receive, send, request, answer_id, RelayFormat.AI_SDK)
+
+    async def _read_request(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        build: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The JSON body and the upstream request ``build`` makes of it; None once answered.
+
+        A bad body (``InvalidChatRequest`` from reading or from ``build``) gets
+        its 4xx here; ``None`` also when the client left before sending it.
+        """
         try:
             body = await read_json_body(receive, self.max_body_size)
             if body is None:
-                return
-            try:
-                messages = ui_messages_to_openai(body.get("messages"))
-            except ValueError:
-                raise InvalidChatRequest("'messages' must be a list of UI messages") from None
+                return None
+            return body, build(body)
         except InvalidChatRequest as exc:
             await send_json_error(scope, send, exc.status, str(exc))
-            return
+            return None
+
+    def _openai_request(self, body: dict[str, Any]) -> dict[str, Any]:
+        return openai_request(body, self.model)
+
+    def _ui_request(self, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            messages = ui_messages_to_openai(body.get("messages"))
+        except ValueError:
+            raise InvalidChatRequest("'messages' must be a list of UI messages") from None
         request: dict[str, Any] = {"messages": messages}
         model = body.get("model") if isinstance(body.get("model"), str) else self.model
         if model is not None:
             request["model"] = model
-        answer_id = valid_answer_id(body.get("id")) or uuid.uuid4().hex
-        await self._answer(scope, receive, send, request, answer_id, RelayFormat.AI_SDK)
+        return request
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``GET /v1/models``: the upstream's models (502 if it cannot be asked)."""

@@ -51,3 +51,28 @@ from ._multi import DEFAULT_MAX_TOPICS as DEFAULT_MAX_TOPICS
 from ._multi import TOPIC_RESET_EVENT as TOPIC_RESET_EVENT
 from ._multi_ids import TopicsEventId as TopicsEventId
 from ._multi_ids import max_topics_event_id_length as max_topics_event_id_length
+
+# --- limits, rate limits, CORS, stream lifetime (trio_stream/sse/_limits.py ...) ---
+# isort: split
+from ._cors import CORS as CORS
+from ._cors import DEFAULT_CORS_HEADERS as DEFAULT_CORS_HEADERS
+from ._cors import DEFAULT_CORS_MAX_AGE as DEFAULT_CORS_MAX_AGE
+from ._cors import CORSStatistics as CORSStatistics
+from ._lifetime import DEFAULT_LIFETIME_JITTER as DEFAULT_LIFETIME_JITTER
+from ._limits import DEFAULT_LIMIT_RETRY_AFTER as DEFAULT_LIMIT_RETRY_AFTER
+from ._limits import DEFAULT_MAX_STREAMS as DEFAULT_MAX_STREAMS
+from ._limits import DEFAULT_MAX_STREAMS_PER_CLIENT as DEFAULT_MAX_STREAMS_PER_CLIENT
+from ._limits import ClientKey as ClientKey
+from ._limits import ConnectionLimits as ConnectionLimits
+from ._limits import ConnectionLimitStatistics as ConnectionLimitStatistics
+from ._limits import client_address as client_address
+from ._ratelimit import DEFAULT_RATE_LIMIT as DEFAULT_RATE_LIMIT
+from ._ratelimit import DEFAULT_RATE_LIMIT_BURST as DEFAULT_RATE_LIMIT_BURST
+from ._ratelimit import DEFAULT_RATE_LIMIT_KEYS as DEFAULT_RATE_LIMIT_KEYS
+from ._ratelimit import RateLimit as RateLimit
+from ._ratelimit import RateLimitStatistics as RateLimitStatistics
+
+# --- authentication (trio_stream/sse/_auth.py) ---
+# isort: split
+from ._auth import Authenticated as Authenticated
+from ._auth import AuthenticationStatistics as AuthenticationStatistics

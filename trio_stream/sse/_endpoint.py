@@ -34,8 +34,10 @@ def hub_endpoint(
     :class:`Router`). An invalid topic name gets 400; with ``topics`` (an
     allow-list, or a predicate) a topic outside it gets 404. Each response is
     an :meth:`EventStream.from_hub` with ``options`` (``capacity``,
-    ``overflow``, ``reset_event``, ``keepalive_interval`` ...), resuming from
-    the client's ``Last-Event-ID``.
+    ``overflow``, ``reset_event``, ``keepalive_interval``, ``max_lifetime``
+    ...), resuming from the client's ``Last-Event-ID``. With
+    ``max_lifetime`` each stream ends cleanly after its own randomised
+    lifetime and the client resumes with no gap (see :class:`EventStream`).
     """
     allowed: Callable[[str], bool] | None = (
         topics if topics is None or callable(topics) else frozenset(topics).__contains__
@@ -90,8 +92,8 @@ def hub_topics_endpoint(
     with ``topics`` (an allow-list, or a predicate) a topic outside it gets
     404. Each response is an :meth:`EventStream.from_hub_topics` with
     ``options`` (``capacity``, ``overflow``, ``reset_event``, ``retry``,
-    ``keepalive_interval`` ...), resuming every topic from the client's
-    ``Last-Event-ID`` (or ``last_event_id`` query parameter).
+    ``keepalive_interval``, ``max_lifetime`` ...), resuming every topic from
+    the client's ``Last-Event-ID`` (or ``last_event_id`` query parameter).
     """
     if max_topics < 1:
         raise ValueError("max_topics must be >= 1")

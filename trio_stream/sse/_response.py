@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from ..protocol import Event, encode_preamble
 from ._asgi import Scope
 from ._compress import SyncFlushGzip
 from ._feeds import Feed, FeedFactory, ProducerFeed, StreamSource, producer_from
+from ._lifetime import DEFAULT_LIFETIME_JITTER
 from ._multi import DEFAULT_MAX_TOPICS, TOPIC_RESET_EVENT
 from ._request import MAX_LAST_EVENT_ID_LENGTH, last_event_id_from
 from ._streaming import ResponseBase
@@ -95,6 +97,21 @@ class EventStream(ResponseBase):
     malformed ``Last-Event-ID`` gets 400 (see :func:`last_event_id_from`).
     The stream owns ``receive()`` once called: for a POST, read the request
     body first. Meant for one response: build one per request.
+
+    Maximum lifetime: with ``max_lifetime`` (seconds; default None: no
+    limit), each stream draws its own lifetime, uniform in
+    ``[max_lifetime * (1 - lifetime_jitter), max_lifetime]`` (jitter default
+    0.2), from ``lifetime_random`` (a ``random.Random``; seed one for
+    reproducible tests). When it runs out the stream ends cleanly between
+    two writes, never mid-event: events still queued are not sent, and
+    the client reconnects with ``Last-Event-ID`` and gets them (from a Hub
+    topic's history: no gap, no duplicate). Use it to move long-lived
+    clients between server processes (deploys, rebalancing) without a
+    thundering herd: the reconnects are spread over ``lifetime_jitter`` of
+    the lifetime. A ``retry`` hint keeps the reconnect quick. Only
+    resumable sources (a Hub topic, or a producer honouring
+    :attr:`last_event_id`) should use it. ``max_lifetime`` not finite and
+    > 0, or a jitter outside ``[0, 1)``, raise ``ValueError``.
     """
 
     def __init__(
@@ -110,6 +127,9 @@ class EventStream(ResponseBase):
         compress: bool = False,
         error_event: Event = DEFAULT_ERROR_EVENT,
         shutdown_event: trio.Event | None = None,
+        max_lifetime: float | None = None,
+        lifetime_jitter: float = DEFAULT_LIFETIME_JITTER,
+        lifetime_random: random.Random | None = None,
     ) -> None:
         if capacity < 1:
             raise ValueError("capacity and max_batch must be >= 1")
@@ -120,6 +140,9 @@ class EventStream(ResponseBase):
             headers=headers,
             compress=compress,
             shutdown_event=shutdown_event,
+            max_lifetime=max_lifetime,
+            lifetime_jitter=lifetime_jitter,
+            lifetime_random=lifetime_random,
         )
         self._preamble = encode_preamble(retry)
         self._error_event = error_event
@@ -274,7 +297,8 @@ def sse_response(
     ``sse_response(events())`` streams an async iterable or producer;
     ``sse_response(hub=hub, topic="ticker")`` streams a Hub topic, resuming
     from the request's ``Last-Event-ID`` (see :meth:`EventStream.from_hub`).
-    ``options`` are :class:`EventStream`'s (and ``from_hub``'s).
+    ``options`` are :class:`EventStream`'s (and ``from_hub``'s), such as
+    ``max_lifetime=300`` to end each stream cleanly after 4 to 5 minutes.
     """
     if hub is not None:
         if source is not None or topic is None:

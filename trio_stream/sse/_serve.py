@@ -13,7 +13,7 @@ import trio
 from hypercorn.config import Config
 
 from ..protocol import TrioStreamError
-from ._asgi import ASGIApp
+from ._asgi import ASGIApp, Receive, Scope, Send, send_plain
 
 __all__ = ["ServeError", "current_shutdown_event", "serve"]
 
@@ -82,6 +82,34 @@ def _config(
     if config.ssl_enabled:
         config.create_ssl_context()  # fail on a bad certificate before binding
     return config
+
+
+def _head_size(scope: Scope) -> int:
+    """About the size of the request head on the wire: request line and header lines."""
+    line = len(scope.get("raw_path") or b"") + len(scope.get("query_string", b"")) + 16
+    return line + sum(len(name) + len(value) + 4 for name, value in scope.get("headers", ()))
+
+
+def _limit_head(app: ASGIApp, max_header_size: int) -> ASGIApp:
+    """``app`` behind a check of the request head's size: larger heads get 431.
+
+    Hypercorn's HTTP/1.1 limit (``h11_max_incomplete_size``) applies only
+    while a head is incomplete: a head that arrives whole in one read (up to
+    64 KiB) passes it. Counting the parsed head here closes that gap.
+    """
+
+    async def limited(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _head_size(scope) > max_header_size:
+            logger.warning(
+                "rejected %s: request head over max_header_size=%d bytes",
+                scope.get("method", "?"),
+                max_header_size,
+            )
+            await send_plain(send, 431, "request header fields too large")
+            return
+        await app(scope, receive, send)
+
+    return limited
 
 
 async def _run_hypercorn(  # noqa: ASYNC114, ASYNC128  task_status is passed to hypercorn
@@ -156,7 +184,7 @@ async def serve(
     try:
         async with trio.open_nursery() as nursery:
             binds: list[str] = await nursery.start(
-                _run_hypercorn, app, hyper_config, stop, hyper_scope
+                _run_hypercorn, _limit_head(app, max_header_size), hyper_config, stop, hyper_scope
             )
             started = True
             # From here on, cancelling serve() triggers a graceful shutdown that

@@ -9,6 +9,7 @@ shutdown watchers and the keepalive are this one implementation.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -18,6 +19,7 @@ import trio
 from ._asgi import Receive, Scope, Send, handle_lifespan
 from ._compress import SyncFlushGzip
 from ._feeds import Feed, encode_events
+from ._lifetime import DEFAULT_LIFETIME_JITTER, LifetimeFeed, check_lifetime, draw_lifetime
 from ._request import RequestRejected, accepts_gzip
 from ._serve import current_shutdown_event
 from ._writer import Ending, Writer, pump, unwatch_shutdown, watch_disconnect, watch_shutdown
@@ -50,7 +52,9 @@ class ResponseBase:
     needs none), the writer (:func:`pump`, which also sends the keepalives),
     a watcher of ``http.disconnect`` that cancels everything at once, and a
     watcher of the server's shutdown; :meth:`_finish` ends
-    the body. HEAD gets the headers only.
+    the body. HEAD gets the headers only. With ``max_lifetime``, the writer's
+    view of the feed ends after the stream's own randomised lifetime (see
+    :class:`LifetimeFeed`), so the body ends cleanly between two writes.
     """
 
     _preamble = b""
@@ -65,7 +69,11 @@ class ResponseBase:
         headers: Mapping[str, str] | Iterable[tuple[str, str]] | None,
         compress: bool,
         shutdown_event: trio.Event | None,
+        max_lifetime: float | None = None,
+        lifetime_jitter: float = DEFAULT_LIFETIME_JITTER,
+        lifetime_random: random.Random | None = None,
     ) -> None:
+        check_lifetime(max_lifetime, lifetime_jitter)
         if keepalive_interval is not None and not keepalive_interval > 0:
             raise ValueError("keepalive_interval must be > 0 (or None for no keepalives)")
         if not send_timeout > 0:
@@ -78,6 +86,10 @@ class ResponseBase:
         self._headers = encode_headers(headers)
         self._compress = compress
         self._shutdown_event = shutdown_event
+        # One attribute, None in the common case: an open stream's size matters.
+        self._lifetime = (
+            None if max_lifetime is None else (max_lifetime, lifetime_jitter, lifetime_random)
+        )
         self._encode: Callable[[list[Any]], bytes] = encode_events
         self._writer: Writer | None = None
         self._feed: Feed[Any] | None = None
@@ -181,9 +193,13 @@ class ResponseBase:
                 nursery.start_soon(feed.run)
             if shutdown is not None:
                 watch_shutdown(shutdown, nursery.cancel_scope, ending)
+            pumped = feed
+            if self._lifetime is not None:
+                lifetime = draw_lifetime(*self._lifetime)
+                pumped = LifetimeFeed(feed, trio.current_time() + lifetime)
             try:
                 await pump(
-                    feed,
+                    pumped,
                     writer,
                     self._preamble,
                     self._max_batch,

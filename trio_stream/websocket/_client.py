@@ -365,7 +365,9 @@ async def open_websocket_client(
                     await client._close()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        single = collapse_group(group)
+        # A WebSocketClosed in the body is the consequence of the supervisor's
+        # verdict (RetryBudgetExhausted, WebSocketRejected...): that one is the error.
+        single = collapse_group(group, consequence=WebSocketClosed)
         if single is None:
             raise WebSocketError("the WebSocket client failed with several errors") from group
         reraise(single)
