@@ -53,6 +53,8 @@ async def test_ten_topics_on_one_event_source_arrive_exactly_once_across_cuts(
             async with showing(browser, proxy.url(path="/")) as page:
                 await page.wait_for(f"() => {DEMO}.ready")
                 await page.evaluate(OPEN_STREAM, TOPICS)
+                # Open means subscribed: the server sends its headers only after that.
+                await page.wait_for("() => window.multiTopic.opens >= 1")
                 # A first event gives the page an id holding a position in every topic
                 # (a stream cut before its first event would restart live, with a gap).
                 await publish(client, "t0", {"topic": "t0", "n": -1}, event="n")

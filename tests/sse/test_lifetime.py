@@ -25,6 +25,7 @@ from trio_stream.sse import (
 )
 from trio_stream.sse._asgi import ASGIApp, Message, Receive, Scope, Send
 from trio_stream.sse._feeds import ProducerFeed
+from trio_stream.sse._hub import SubscriptionFeed
 from trio_stream.sse._lifetime import LifetimeFeed, check_lifetime, draw_lifetime
 from trio_stream.testing import open_asgi_client, open_test_server
 
@@ -202,6 +203,19 @@ async def test_the_lifetime_feed_shares_the_wrapped_feeds_state() -> None:
     assert await limited.next_batch(10) == []
     await limited.run()  # the wrapped producer: returns at once, closing its channel
     feed.close()
+    assert not hasattr(limited, "wait_backlog")  # a producer feed has no parked wait
+
+
+async def test_the_lifetime_feed_keeps_a_hub_feeds_parked_wait() -> None:
+    hub = Hub()
+    async with hub.subscribe("news") as subscription:
+        feed = SubscriptionFeed(subscription, [])
+        limited = LifetimeFeed(feed, deadline=trio.current_time() + 60)
+        # The writer looks the wait up by name: it must be the hub feed's own.
+        assert limited.wait_backlog == feed.wait_backlog
+        await hub.publish("news", Event("one"))
+        await limited.wait_backlog(1)
+        assert [e.data for e in await limited.next_batch(10)] == ["one"]
 
 
 def test_draw_lifetime_stays_within_its_band() -> None:

@@ -324,3 +324,45 @@ async def test_leaving_the_block_flushes_the_outbox_first() -> None:
         with trio.fail_after(10):
             await done.wait()
     assert received == list(range(200))
+
+
+async def test_a_url_function_is_asked_before_every_attempt() -> None:
+    seen: list[str] = []
+
+    async def hang_up(peer: WebSocketPeer) -> None:
+        seen.append(peer.request.query.get("last_event_id", ""))
+        await peer.send({"n": len(seen)})
+        if len(seen) < 3:
+            await peer.close(CloseCode.GOING_AWAY, "moving")  # the client reconnects
+
+    async with running_server(hang_up) as server:
+        last = ["none"]
+        asked: list[str] = []
+
+        def url() -> str:
+            asked.append(last[0])
+            return f"{server.url}?last_event_id={last[0]}"
+
+        async with open_websocket_client(url, backoff=FAST) as client:
+            async for message in client:
+                last[0] = str(message["n"])
+                if message["n"] == 3:
+                    break
+    assert seen == ["none", "1", "2"]
+    assert asked == ["none", "1", "2"]
+
+
+async def test_a_url_function_returning_a_bad_url_stops_the_client() -> None:
+    async def hang_up(peer: WebSocketPeer) -> None:
+        await peer.close(CloseCode.GOING_AWAY, "moving")  # the client reconnects
+
+    async with running_server(hang_up) as server:
+        urls = iter([server.url, "http://not-a-websocket"])
+
+        async def follow() -> None:
+            async with open_websocket_client(lambda: next(urls), backoff=FAST) as client:
+                async for _ in client:  # pragma: no cover - the server sends nothing
+                    pass
+
+        with pytest.raises(ValueError, match="ws:// or wss://"):
+            await follow()

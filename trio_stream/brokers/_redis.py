@@ -146,7 +146,8 @@ class RedisBroker:
             reconnect_backoff if reconnect_backoff is not None else Backoff(0.05, 2.0)
         )
         self._fanout: LocalFanout | None = None
-        self._nursery: trio.Nursery | None = None
+        self._nursery: trio.Nursery | None = None  # None before run() and once it stops
+        self._running = False
         self._available = False
         self._probing = False
         self._back = trio.Event()
@@ -197,30 +198,43 @@ class RedisBroker:
         outage mode and keeps probing (Redis may start after the app). On
         cancellation the tails stop and the connections close.
         """
-        if self._nursery is not None:
+        if self._running:
             raise RuntimeError("this RedisBroker is already running")
+        self._running = True
         try:
             async with self._store.open(), trio.open_nursery() as nursery:
                 self._nursery = nursery
                 self._tails.attach(nursery)
                 try:
-                    await self._store.ping()
-                except BrokerUnavailableError as error:
-                    logger.warning("Redis is unavailable at start (%s): probing", error)
-                    self._outage(error)
-                else:
-                    self._set_available()
-                task_status.started()
-                await trio.sleep_forever()
+                    try:
+                        await self._store.ping()
+                    except BrokerUnavailableError as error:
+                        logger.warning("Redis is unavailable at start (%s): probing", error)
+                        self._outage(error)
+                    else:
+                        self._set_available()
+                    task_status.started()
+                    await trio.sleep_forever()
+                finally:
+                    # Stopping: the nursery takes no new task from here on, and the
+                    # connections close under requests still in flight (a shielded
+                    # publish on someone's way out). Those fail with a BrokerError;
+                    # that is a shutdown, not an outage to count and probe.
+                    self._detach()
         except BaseExceptionGroup as group:
             single = collapse_group(group)
             if single is None:
                 raise BrokerError("RedisBroker stopped on several errors") from group
             reraise(single)
         finally:
-            self._available = False
-            self._nursery = None
-            self._tails.attach(None)
+            self._detach()
+            self._running = False
+
+    def _detach(self) -> None:
+        """Stop taking work: unavailable, no nursery for tails or the probe."""
+        self._available = False
+        self._nursery = None
+        self._tails.attach(None)
 
     # -- Broker protocol -----------------------------------------------------
 

@@ -15,7 +15,7 @@ from ._errors import HubClosedError
 from ._groups import collapse_group, reraise
 from ._memory import MemoryBroker
 from ._queue import DEFAULT_CAPACITY, BoundedQueue, Overflow
-from ._subscription import Subscription
+from ._subscription import Subscription, TopicActivity
 from ._topics import validate_topic
 
 __all__ = ["Hub", "HubStatistics", "open_hub"]
@@ -49,9 +49,10 @@ def _first_full(queues: list[BoundedQueue[Event]]) -> BoundedQueue[Event] | None
 
 
 class _Topic:
-    __slots__ = ("blocking", "fanout", "queues")
+    __slots__ = ("activity", "blocking", "fanout", "queues")
 
     def __init__(self) -> None:
+        self.activity = TopicActivity()
         self.queues: dict[BoundedQueue[Event], None] = {}
         # Snapshot iterated by deliver(); rebuilt lazily after (de)attachments
         # so that a subscriber leaving mid-delivery cannot disturb the loop.
@@ -133,6 +134,7 @@ class Hub:
         state = self._topics.get(topic)
         if state is None:
             return
+        state.activity.published += 1
         fanout = state.fanout
         if fanout is None:
             fanout = state.fanout = tuple(state.queues)
@@ -147,7 +149,7 @@ class Hub:
                 if len(items) > queue._peak:
                     queue._peak = len(items)
                 waiter = queue._waiter
-                if waiter is not None:
+                if waiter is not None and len(items) >= queue._wake_at:
                     queue._waiter = None
                     reschedule(waiter)
             elif not queue._offer_full(event):
@@ -239,19 +241,27 @@ class Hub:
         self, topic: str, queue: BoundedQueue[Event], last_event_id: str | None
     ) -> Subscription:
         position = self._broker.position
+        state = self._topics.get(topic)
+        activity = state.activity if state is not None else None
         if last_event_id is None:
             await trio.lowlevel.checkpoint()
-            return Subscription(topic, queue, position, recovered=False)
+            return Subscription(topic, queue, position, recovered=False, activity=activity)
         replayed = await self._broker.replay(topic, last_event_id)
         if replayed is None:
             logger.info("topic %s: last event id not in history, starting live", topic)
             await trio.lowlevel.checkpoint()
-            return Subscription(topic, queue, position, recovered=False)
+            return Subscription(topic, queue, position, recovered=False, activity=activity)
         last = replayed[-1].id if replayed else last_event_id
         seen = position(last) if last is not None else None
         await trio.lowlevel.checkpoint()
         return Subscription(
-            topic, queue, position, recovered=True, replay=replayed, seen_through=seen
+            topic,
+            queue,
+            position,
+            recovered=True,
+            replay=replayed,
+            seen_through=seen,
+            activity=activity,
         )
 
     def _attach(self, topic: str, queue: BoundedQueue[Event]) -> None:

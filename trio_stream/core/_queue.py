@@ -1,6 +1,6 @@
 """A bounded single-consumer queue with an overflow policy.
 
-A ``deque`` plus a parked consumer task is cheaper per item than a trio memory
+A list plus a parked consumer task is cheaper per item than a trio memory
 channel (no checkpoint per put, no per-item wake-up when the consumer is
 busy), supports dropping the oldest item, and lets the consumer take
 everything queued in one step. The Hub puts one queue behind every
@@ -10,7 +10,6 @@ subscriber; adapters may use one directly as a per-connection outbox.
 from __future__ import annotations
 
 import enum
-from collections import deque
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -106,6 +105,7 @@ class BoundedQueue(Generic[T]):
         "_room",
         "_state",
         "_waiter",
+        "_wake_at",
     )
 
     def __init__(
@@ -120,15 +120,23 @@ class BoundedQueue(Generic[T]):
         # that every put falls through to the slow path that checks the state.
         self._limit = capacity
         self._overflow = overflow
-        self._items: deque[T] = deque()
+        # A list, not a deque: an empty deque keeps a 512-byte block, and an
+        # idle subscriber's queue is empty. Taking everything (the common
+        # case) is a slice; the front removals (DROP_OLDEST, partial takes)
+        # are bounded by the capacity.
+        self._items: list[T] = []
         self._peak = 0
         self._delivered = 0
         self._dropped = 0
         self._state = _OPEN
         self._reason: str | None = None
         self._waiter: trio.lowlevel.Task | None = None
-        # Producers waiting for room: only BLOCK queues ever have any.
-        self._room = trio.lowlevel.ParkingLot() if overflow is Overflow.BLOCK else None
+        # The depth at which a put wakes the parked consumer: 1, except while
+        # it waits in wait_queued() for a larger batch.
+        self._wake_at = 1
+        # Producers waiting for room: only BLOCK queues ever have any, and
+        # the parking lot is made by the first (most queues never fill).
+        self._room: trio.lowlevel.ParkingLot | None = None
 
     @property
     def capacity(self) -> int:
@@ -169,9 +177,9 @@ class BoundedQueue(Generic[T]):
         Returns False if the queue is (or became) closed or disconnected.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
-        if self._room is not None and self._is_full():
+        if self._overflow is Overflow.BLOCK and self._is_full():
             while self._is_full():
-                await self._room.park()
+                await self._parking_lot().park()
         else:
             await trio.lowlevel.cancel_shielded_checkpoint()
         return self._offer(item)
@@ -182,8 +190,13 @@ class BoundedQueue(Generic[T]):
     async def _wait_for_room(self) -> None:
         # Park until the consumer takes something (or the queue ends); the
         # caller re-checks. Used by the Hub for BLOCK subscribers.
-        assert self._room is not None, "only BLOCK queues wait for room"
-        await self._room.park()
+        assert self._overflow is Overflow.BLOCK, "only BLOCK queues wait for room"
+        await self._parking_lot().park()
+
+    def _parking_lot(self) -> trio.lowlevel.ParkingLot:
+        if self._room is None:
+            self._room = trio.lowlevel.ParkingLot()
+        return self._room
 
     def _offer(self, item: T) -> bool:
         # The per-item, per-subscriber hot path of a fan-out: keep it short.
@@ -193,7 +206,7 @@ class BoundedQueue(Generic[T]):
             if len(items) > self._peak:
                 self._peak = len(items)
             waiter = self._waiter
-            if waiter is not None:
+            if waiter is not None and len(items) >= self._wake_at:
                 self._waiter = None
                 trio.lowlevel.reschedule(waiter)
             return True
@@ -204,7 +217,7 @@ class BoundedQueue(Generic[T]):
             return False
         overflow = self._overflow
         if overflow is Overflow.DROP_OLDEST:
-            self._items.popleft()
+            del self._items[0]
             self._items.append(item)
             self._dropped += 1
         elif overflow is Overflow.DROP_NEWEST:
@@ -233,27 +246,62 @@ class BoundedQueue(Generic[T]):
         """
         if max_items is not None and max_items < 1:
             raise ValueError("max_items must be >= 1")
-        items = self._items
-        if items or self._state != _OPEN:
+        if self._items or self._state != _OPEN:
             await trio.lowlevel.checkpoint()
         else:
             # Blocking is a checkpoint: trio delivers a pending cancellation
             # here, so no separate checkpoint_if_cancelled() is needed.
             self._claim_wakeup()
             await trio.lowlevel.wait_task_rescheduled(self._abort_receive)
-        while not items and self._state == _OPEN:
+        # Read after the waits: a take swaps the list for a new one.
+        while not self._items and self._state == _OPEN:
             # Another task took the items while we were rescheduled.
             self._claim_wakeup()
             await trio.lowlevel.wait_task_rescheduled(self._abort_receive)
+        items = self._items
         if max_items is None and items:
             # The common case, inlined: take everything.
-            batch = list(items)
-            items.clear()
+            batch, self._items = items, []
             self._delivered += len(batch)
             if self._room is not None and self._room:
                 self._room.unpark_all()
             return batch
         return self.get_batch_nowait(max_items)
+
+    async def wait_queued(self, count: int) -> None:
+        """Wait until at least ``count`` items are queued (or the queue ended); take none.
+
+        ``count`` is capped at ``capacity``. For a consumer that writes in
+        batches and prefers one large batch to many small ones: it stays
+        parked, costing no scheduler round, while a fast producer fills the
+        queue; then :meth:`get_batch_nowait` takes the lot. Bound the wait
+        with a cancel scope (``trio.move_on_at``): a producer that stops
+        short of ``count`` never wakes it. Always a checkpoint; one receiving
+        task at a time, like :meth:`get_batch`.
+        """
+        if count < 1:
+            raise ValueError("count must be >= 1")
+        count = min(count, self._capacity)
+        if len(self._items) >= count or self._state != _OPEN:
+            await trio.lowlevel.checkpoint()
+            return
+        self._claim_wakeup()
+        self._wake_at = count
+        try:
+            await trio.lowlevel.wait_task_rescheduled(self._abort_receive)
+        finally:
+            self._wake_at = 1
+
+    def release(self) -> None:
+        """Return a consumer waiting in :meth:`wait_queued` at once (no effect otherwise).
+
+        Synchronous, never a checkpoint: for whoever knows that no more
+        items are coming soon (a paused producer).
+        """
+        waiter = self._waiter
+        if waiter is not None and self._wake_at > 1:
+            self._waiter = None
+            trio.lowlevel.reschedule(waiter)
 
     def _claim_wakeup(self) -> None:
         if self._waiter is not None:
@@ -276,10 +324,10 @@ class BoundedQueue(Generic[T]):
         items = self._items
         if items:
             if max_items is None or len(items) <= max_items:
-                batch = list(items)
-                items.clear()
+                batch, self._items = items, []
             else:
-                batch = [items.popleft() for _ in range(max_items)]
+                batch = items[:max_items]
+                del items[:max_items]
             self._delivered += len(batch)
             if self._room is not None and self._room:
                 self._room.unpark_all()

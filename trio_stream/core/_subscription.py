@@ -10,7 +10,55 @@ import trio
 from ..protocol import Event
 from ._queue import BoundedQueue, QueueStatistics
 
-__all__ = ["Subscription"]
+__all__ = ["Subscription", "TopicActivity"]
+
+
+class TopicActivity:
+    """What the subscribers of one topic share to gather events into large batches (internal).
+
+    ``published`` counts the events delivered on the topic. Subscribers
+    waiting in :meth:`Subscription.wait_queued` park in ``waiting``, except
+    one, the ``watcher``, which checks every scheduler round whether the
+    topic still grows and wakes them all once it stopped: one task per
+    topic pays a round per event, not every subscriber.
+    """
+
+    __slots__ = ("published", "waiting", "watched")
+
+    def __init__(self) -> None:
+        self.published = 0
+        self.waiting: dict[BoundedQueue[Event], None] = {}
+        self.watched = False
+
+    async def gather(self, queue: BoundedQueue[Event], count: int) -> None:
+        """Wait until ``queue`` holds ``count`` items, it ended, or the topic paused."""
+        if len(queue) >= count or queue.closed:
+            await trio.lowlevel.checkpoint()
+            return
+        if self.watched:
+            self.waiting[queue] = None
+            try:
+                await queue.wait_queued(count)
+            finally:
+                del self.waiting[queue]
+            return
+        self.watched = True
+        try:
+            still = 0
+            # Paused: nothing published for two rounds (one can fall between
+            # the publisher's turn and ours).
+            while True:
+                seen = self.published
+                await trio.lowlevel.checkpoint()
+                still = still + 1 if self.published == seen else 0
+                if still == 2 or len(queue) >= count or queue.closed:
+                    break
+        finally:
+            # Whatever ended the watch (pause, full batch, cancellation), no
+            # one watches any more: the others go and send what they have.
+            self.watched = False
+            for waiting in self.waiting:
+                waiting.release()
 
 
 class Subscription:
@@ -35,6 +83,7 @@ class Subscription:
         recovered: bool,
         replay: Sequence[Event] = (),
         seen_through: tuple[int, ...] | None = None,
+        activity: TopicActivity | None = None,
     ) -> None:
         self._topic = topic
         self._queue = queue
@@ -46,6 +95,9 @@ class Subscription:
         # seen by the client before it resumed): skipped once, then None.
         self._seen_through = seen_through
         self._last_event_id: str | None = None
+        # Shared by the topic's subscribers (None: a subscription built
+        # outside a Hub waits for its own queue only).
+        self._activity = activity
 
     @property
     def topic(self) -> str:
@@ -73,6 +125,35 @@ class Subscription:
     def statistics(self) -> QueueStatistics:
         """The subscriber's queue statistics (live events; replayed ones are not queued)."""
         return self._queue.statistics()
+
+    async def wait_queued(self, count: int) -> None:
+        """Wait until ``count`` live events are queued, or the topic paused; take none.
+
+        For a writer that turns a fast topic into large sends. Returns once
+        ``count`` events (at most the capacity) are queued, or once nothing
+        was published on the topic for two scheduler rounds (the publisher
+        paused: what is queued should go out now), at once while replayed
+        events remain or when the subscription ended (the next
+        :meth:`receive_batch` says how). Bound it with a cancel scope
+        (``trio.move_on_at``): a topic that keeps publishing slowly may take
+        long to fill ``count``.
+
+        Cheap with many subscribers: all but one of the topic's waiting
+        subscribers are parked (no scheduler round per event); the one
+        left checks each round whether the topic still grows, and wakes
+        the others when it stopped or when its own wait ends. Always a
+        checkpoint; cancelling it takes nothing.
+        """
+        if count < 1:
+            raise ValueError("count must be >= 1")
+        if self._replay:
+            await trio.lowlevel.checkpoint()
+            return
+        count = min(count, self._queue.capacity)
+        if self._activity is None:
+            await self._queue.wait_queued(count)
+        else:
+            await self._activity.gather(self._queue, count)
 
     async def receive_batch(self, max_events: int | None = None) -> list[Event]:
         """Wait for at least one event, then return up to ``max_events`` at once.

@@ -80,6 +80,8 @@ class FeedFactory(Generic[T]):
     may carry (a multi-topic id is longer than a single topic's).
     """
 
+    __slots__ = ("encode", "max_last_event_id_length", "open")
+
     def __init__(
         self,
         open_feed: Callable[[str | None], AbstractAsyncContextManager[Feed[T]]],

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
 
 import trio
 
@@ -68,6 +69,18 @@ class SubscriptionFeed:
         # Polled every scheduler round while coalescing: no statistics snapshot.
         return self._subscription.queued + len(self._first), self._capacity
 
+    async def wait_backlog(self, count: int) -> None:
+        """Wait until ``count`` events are queued, or the subscription ended; take none.
+
+        The writer's coalescing wait (see ``pump``), bounded by its cancel
+        scope: parked in the subscriber's queue, it costs nothing per
+        published event until the batch is large enough.
+        """
+        if self._first:
+            await trio.lowlevel.checkpoint()
+            return
+        await self._subscription.wait_queued(count)
+
     async def next_batch(self, max_events: int) -> list[Event]:
         """Up to ``max_events`` queued events, ``[]`` when the subscription ended."""
         if self._first:
@@ -101,42 +114,106 @@ def hub_feed_factory(
     request asked to resume, ``on_resume(subscription)`` is called once
     subscribed (its ``recovered`` says whether history covered the gap).
     """
+    opener = _HubFeedOpener(
+        hub,
+        topic,
+        last_event_id,
+        capacity,
+        overflow if overflow is not None else Overflow.DISCONNECT,
+        reset_event,
+        on_resume,
+    )
+    return FeedFactory(opener)
 
-    @asynccontextmanager
-    async def open_feed(request_last_event_id: str | None) -> AsyncIterator[Feed[Event]]:
-        resume_from = last_event_id if last_event_id is not None else request_last_event_id
-        # No AsyncExitStack (its deque costs most of a KiB per open stream):
-        # errors are mapped only while subscribing, never from the body.
-        subscribed = False
+
+# Classes, not a closure over an @asynccontextmanager generator: one of each
+# lives as long as its stream, and their slots take a fraction of the memory
+# of a closure's cells, a generator frame and its context manager.
+
+
+class _HubFeedOpener:
+    __slots__ = (
+        "capacity",
+        "hub",
+        "last_event_id",
+        "on_resume",
+        "overflow",
+        "reset_event",
+        "topic",
+    )
+
+    def __init__(
+        self,
+        hub: Hub,
+        topic: str,
+        last_event_id: str | None,
+        capacity: int,
+        overflow: Overflow,
+        reset_event: Event | None,
+        on_resume: Callable[[Subscription], object] | None,
+    ) -> None:
+        self.hub = hub
+        self.topic = topic
+        self.last_event_id = last_event_id
+        self.capacity = capacity
+        self.overflow = overflow
+        self.reset_event = reset_event
+        self.on_resume = on_resume
+
+    def __call__(self, request_last_event_id: str | None) -> _OpenHubFeed:
+        resume_from = (
+            self.last_event_id if self.last_event_id is not None else request_last_event_id
+        )
+        return _OpenHubFeed(self, resume_from)
+
+
+class _OpenHubFeed:
+    """``async with``: the request's subscription as a feed; errors while subscribing mapped."""
+
+    __slots__ = ("_opener", "_resume_from", "_subscribing")
+
+    def __init__(self, opener: _HubFeedOpener, resume_from: str | None) -> None:
+        self._opener = opener
+        self._resume_from = resume_from
+        self._subscribing: AbstractAsyncContextManager[Subscription] | None = None
+
+    async def __aenter__(self) -> Feed[Event]:
+        opener, resume_from = self._opener, self._resume_from
+        subscribing = opener.hub.subscribe(
+            opener.topic,
+            last_event_id=resume_from,
+            capacity=opener.capacity,
+            overflow=opener.overflow,
+        )
         try:
-            async with hub.subscribe(
-                topic,
-                last_event_id=resume_from,
-                capacity=capacity,
-                overflow=overflow if overflow is not None else Overflow.DISCONNECT,
-            ) as subscription:
-                subscribed = True
-                if on_resume is not None and resume_from is not None:
-                    on_resume(subscription)
-                first = []
-                if (
-                    reset_event is not None
-                    and resume_from is not None
-                    and not subscription.recovered
-                ):
-                    first.append(reset_event)
-                yield SubscriptionFeed(subscription, first)
+            subscription = await subscribing.__aenter__()
         except InvalidTopicError:
-            if subscribed:
-                raise
             raise RequestRejected(400, "invalid topic") from None
         except HubClosedError:
-            if subscribed:
-                raise
             raise RequestRejected(503, "server shutting down") from None
         except BrokerError as error:
-            if subscribed:
-                raise
-            raise broker_unavailable(topic, error) from None
+            raise broker_unavailable(opener.topic, error) from None
+        try:
+            if opener.on_resume is not None and resume_from is not None:
+                opener.on_resume(subscription)
+        except BaseException as exc:
+            # Detaching is synchronous (Hub.subscribe's exit never waits).
+            await subscribing.__aexit__(type(exc), exc, exc.__traceback__)  # noqa: ASYNC102
+            raise
+        self._subscribing = subscribing
+        first = []
+        reset = opener.reset_event
+        if reset is not None and resume_from is not None and not subscription.recovered:
+            first.append(reset)
+        return SubscriptionFeed(subscription, first)
 
-    return FeedFactory(open_feed)
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        subscribing, self._subscribing = self._subscribing, None
+        assert subscribing is not None, "exited without being entered"
+        # Detaching is synchronous (Hub.subscribe's exit never waits).
+        return await subscribing.__aexit__(exc_type, exc, traceback)  # noqa: ASYNC102

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 import trio
@@ -64,12 +65,19 @@ class LifetimeFeed(Generic[T]):
     the response still runs the wrapped feed's producer task itself.
     """
 
-    __slots__ = ("_deadline", "_feed", "expired")
+    __slots__ = ("_deadline", "_feed", "expired", "wait_backlog")
+
+    #: The wrapped feed's parked coalescing wait, when it has one (a hub
+    #: subscription): set only then, as the writer looks for it by name.
+    wait_backlog: Callable[[int], Awaitable[None]]
 
     def __init__(self, feed: Feed[T], deadline: float) -> None:
         self._feed = feed
         self._deadline = deadline
         self.expired = False
+        wait_backlog = getattr(feed, "wait_backlog", None)
+        if wait_backlog is not None:
+            self.wait_backlog = wait_backlog
 
     @property
     def failed(self) -> bool:

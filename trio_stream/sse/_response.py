@@ -85,10 +85,14 @@ class EventStream(ResponseBase):
     Backpressure: ``capacity`` (default 64) bounds the channel between the
     producer and the socket; a slow reader makes the producer wait
     (``Overflow.BLOCK``). Up to ``max_batch`` queued events go out per send;
-    before each send, the writer lets the producer run a few more
-    scheduler rounds (at most 32, or 50 ms, and only while the queue keeps
-    growing) so that a fast producer's events go out in large writes; an
-    event from a producer that then pauses is never held back.
+    when the producer is still adding events (the queue grows within two
+    scheduler rounds), the writer waits for more before it sends: up to
+    half the queue's capacity, until the producer pauses (two rounds
+    without a new event), or for at most 50 ms (longer on a server so busy
+    that a send takes longer, at most 0.5 s), so that a fast producer's
+    events go out in large writes. A hub topic's writers wait parked (one
+    per topic watches for the pause); an event from a producer that then
+    pauses is not held back by the clock.
 
     ``compress=True`` gzips the stream for clients that accept it, flushing
     every write (:class:`SyncFlushGzip`), so no event is held back. Extra

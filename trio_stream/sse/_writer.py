@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 from weakref import WeakKeyDictionary
 
@@ -14,7 +14,15 @@ from ._asgi import Receive, Send
 from ._compress import SyncFlushGzip
 from ._feeds import Feed
 
-__all__ = ["Ending", "Writer", "pump", "unwatch_shutdown", "watch_disconnect", "watch_shutdown"]
+__all__ = [
+    "Ending",
+    "Writer",
+    "coalescing_delay",
+    "pump",
+    "unwatch_shutdown",
+    "watch_disconnect",
+    "watch_shutdown",
+]
 
 T = TypeVar("T")
 
@@ -41,6 +49,11 @@ class Writer:
     write is refused (returns False) so the response ends. A send that raises
     ``OSError`` (some servers do so after a disconnect) breaks it too.
 
+    ``last_send`` is how long the last completed send took (seconds, wall
+    clock): with thousands of streams a send spans scheduler rounds that
+    run every other stream's send too, so it measures how busy the server
+    is (see :func:`pump`'s coalescing).
+
     One task writes at a time (:func:`pump`, which also sends the keepalives;
     then the response's ending): a second concurrent write raises
     :class:`trio.BusyResourceError`. No lock: one per idle connection costs
@@ -56,6 +69,7 @@ class Writer:
         "bytes",
         "events",
         "keepalives",
+        "last_send",
         "last_write",
         "writes",
     )
@@ -67,6 +81,7 @@ class Writer:
         self._busy = False
         self.broken = False
         self.last_write = trio.current_time()
+        self.last_send = 0.0
         self.writes = 0
         self.bytes = 0
         self.events = 0
@@ -90,7 +105,8 @@ class Writer:
         # gzip, the encoder has already consumed the data): an interrupted
         # send leaves it broken.
         self.broken = self._busy = True
-        deadline = trio.current_time() + self._send_timeout
+        started = trio.current_time()
+        deadline = started + self._send_timeout
         try:
             with trio.move_on_at(deadline):  # noqa: ASYNC912  send is the server's checkpoint
                 try:
@@ -102,6 +118,7 @@ class Writer:
                     await trio.lowlevel.checkpoint()  # the send may have failed before one
                     return False
                 self.last_write = trio.current_time()
+                self.last_send = self.last_write - started
                 # A server may shield its socket writes: a late return is a timeout too.
                 if self.last_write <= deadline:
                     self.broken = False
@@ -119,44 +136,100 @@ class Writer:
         return False
 
 
-# Coalescing bounds: a hot producer gets this many extra scheduler rounds, and
-# this much time, to add to a batch; it stops as soon as the producer pauses.
-# 50 ms, not less: with 1,000 subscribers one scheduler round alone takes
-# milliseconds, and a tighter bound left batches of 1-2 events (one costly
-# Hypercorn send each); only a producer outrunning the socket waits this long.
+# Coalescing bounds. A batch waits for more events only when the producer is
+# seen adding to it within _HOT_ROUNDS scheduler rounds (a paced producer's
+# event is never held back), and then for at most _COALESCE_DELAY seconds, or
+# _BUSY_FACTOR times as long as the stream's last send took when that is
+# longer (at most _COALESCE_MAX_DELAY). Why a delay this long: with 1,000
+# subscribers one round of sends takes tens of milliseconds, and a shorter
+# wait expired before the producer (one event per round) had added more than
+# a few events, leaving one costly Hypercorn send per few events.
+# _COALESCE_ROUNDS bounds the polling of a feed that cannot park.
+_HOT_ROUNDS = 2
+# A stream that wrote nothing for this long is quiet: its next lone event is
+# sent without looking for a fast producer (a producer at under 100 events/s
+# gains little from coalescing, and it spares the event a scheduler round or two).
+_QUIET = 0.01
 _COALESCE_ROUNDS = 32
 _COALESCE_DELAY = 0.05
+_BUSY_FACTOR = 2.0
+_COALESCE_MAX_DELAY = 0.5
+
+
+def coalescing_delay(last_send: float) -> float:
+    """How long a fast producer's batch may wait, given the last send's duration."""
+    return min(max(_COALESCE_DELAY, _BUSY_FACTOR * last_send), _COALESCE_MAX_DELAY)
 
 
 async def _coalesce(
-    feed: Feed[T], batch: list[T], max_batch: int, full: Callable[[list[T]], bool]
+    feed: Feed[T],
+    batch: list[T],
+    max_batch: int,
+    full: Callable[[list[T]], bool],
+    delay: float,
 ) -> list[T]:
     """Let a producer that is outrunning the socket add to ``batch`` before it is sent.
 
     Each Hypercorn send costs far more than queueing an event (or than a
-    scheduler round), so yielding a few rounds while the queue keeps growing
-    turns many small writes into one large one. Tried for every batch, even
-    of one event: a fan-out publisher adds one event per round, so a
-    backlog never shows up before the writer wakes. Stops when the queue
-    stopped growing for two rounds (the producer paused: nothing is held
-    back), at ``max_batch`` items (or once ``full(batch)``), or after
-    ``_COALESCE_ROUNDS`` rounds / ``_COALESCE_DELAY`` seconds.
+    scheduler round), so one large write beats many small ones. Tried for
+    every batch, even of one event: a fan-out publisher adds one event per
+    scheduler round, so a backlog never shows before the writer wakes.
+
+    The producer counts as fast when the queue grows within
+    ``_HOT_ROUNDS`` rounds; otherwise the batch goes out at once (a paced
+    producer's event is never held back). A fast producer's batch then
+    grows until it holds ``max_batch`` items, or half the feed's capacity
+    (the other half stays free, so the producer is never stopped by the
+    wait), or until ``full(batch)``, or for at most ``delay`` seconds
+    (:func:`coalescing_delay`): a burst that ends short of the target
+    waits that long.
+
+    A feed with ``wait_backlog(count)`` (a hub subscription) is waited on
+    parked: the writer costs no scheduler round per event, which with
+    thousands of subscribers is most of the saving. Other feeds are polled
+    once per round, for at most ``_COALESCE_ROUNDS`` rounds, while the
+    queue keeps growing.
     """
-    deadline = trio.current_time() + _COALESCE_DELAY
+    deadline = trio.current_time() + delay
+    queued, capacity = feed.backlog()
+    target = min(max_batch, max(capacity // 2, 1))
+    hot = False
+    for _ in range(_HOT_ROUNDS):
+        if len(batch) + queued >= target or full(batch):
+            break
+        await trio.lowlevel.checkpoint()
+        grown = feed.backlog()[0]
+        hot, queued = grown > queued, grown
+        if hot:
+            break
+    # (The rounds of the check may already have used up the delay on a busy
+    # server; a cancel scope entered past its deadline costs a cancellation.)
+    if hot and len(batch) + queued < target and not full(batch) and trio.current_time() < deadline:
+        wait_backlog: Callable[[int], Awaitable[None]] | None = getattr(feed, "wait_backlog", None)
+        if wait_backlog is not None:
+            with trio.move_on_at(deadline):
+                await wait_backlog(target - len(batch))
+        else:
+            await _poll_backlog(feed, batch, target, full, deadline)
+    if feed.backlog()[0] and len(batch) < max_batch:
+        batch += await feed.next_batch(max_batch - len(batch))
+    return batch  # noqa: ASYNC910  called right after a checkpoint (the receive)
+
+
+async def _poll_backlog(
+    feed: Feed[T], batch: list[T], target: int, full: Callable[[list[T]], bool], deadline: float
+) -> None:
+    """Yield rounds while the queue keeps growing, up to ``target`` items or ``deadline``."""
     still = 0
     for _ in range(_COALESCE_ROUNDS):
         queued = feed.backlog()[0]
-        if len(batch) + queued >= max_batch or trio.current_time() >= deadline:
-            break
-        if full(batch):
+        if len(batch) + queued >= target or full(batch) or trio.current_time() >= deadline:
             break
         await trio.lowlevel.checkpoint()
         still = still + 1 if feed.backlog()[0] <= queued else 0
         if still == 2:
             break
-    if feed.backlog()[0] and len(batch) < max_batch:
-        batch += await feed.next_batch(max_batch - len(batch))
-    return batch  # noqa: ASYNC910  called right after a checkpoint (the receive)
+    return  # noqa: ASYNC910  called after the hot check's checkpoint
 
 
 async def pump(
@@ -177,6 +250,10 @@ async def pump(
     batch already as large as a write should be); ``written(n)`` is told
     after each write how many items it carried (whether or not it went out),
     so that a feed can free the room they held.
+
+    Coalescing (:func:`_coalesce`): a batch smaller than ``max_batch`` may
+    wait for more items from a fast producer, except a lone item after
+    ``_QUIET`` seconds without a write, which goes out at once.
 
     Keepalives: when nothing was written for ``keepalive_interval`` seconds
     (None: never), a comment goes out. The wait for the next batch has that
@@ -199,8 +276,13 @@ async def pump(
                 continue
         if not batch:
             return
-        if len(batch) < max_batch:
-            batch = await _coalesce(feed, batch, max_batch, full)
+        # A lone event after a quiet spell goes out at once: nothing suggests
+        # a fast producer, and looking for one would cost it scheduler rounds.
+        if len(batch) < max_batch and (
+            len(batch) > 1 or trio.current_time() - writer.last_write < _QUIET
+        ):
+            delay = coalescing_delay(writer.last_send)
+            batch = await _coalesce(feed, batch, max_batch, full, delay)
         try:
             try:
                 data = encode(batch)

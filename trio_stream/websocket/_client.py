@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import ssl
 from collections import deque
@@ -78,8 +79,11 @@ class WebSocketClient:
         on_connect: OnConnect | None,
         outbox: BoundedQueue[str | bytes],
         inbox: BoundedQueue[Any],
+        redial: Callable[[], Dialer] | None = None,
     ) -> None:
         self._dialer = dialer
+        # Builds the dialer for each reconnection (``url`` given as a function).
+        self._redial = redial
         self._codec = codec
         self._settings = settings
         self._on_connect = on_connect
@@ -94,6 +98,7 @@ class WebSocketClient:
         self._finished: WebSocketClosed | None = None
         self._stopping = False
         self._connections = 0
+        self._attempts = 0
 
     # -- public API --------------------------------------------------------------
 
@@ -183,6 +188,9 @@ class WebSocketClient:
         stream: trio.abc.Stream | None = None
         try:
             async with trio.open_nursery() as reader_nursery:
+                if self._redial is not None and self._attempts:
+                    self._dialer = self._redial()  # the URL of this attempt
+                self._attempts += 1
                 ws, stream = await self._dialer.connect(reader_nursery)
                 link = Link(ws, stream, self._settings, f"client {self._dialer}")
                 self._link = link
@@ -285,7 +293,7 @@ def _retryable(error: Exception) -> bool:
 
 @asynccontextmanager
 async def open_websocket_client(
-    url: str,
+    url: str | Callable[[], str],
     *,
     backoff: Backoff | None = None,
     max_attempts: int | None = 10,
@@ -318,6 +326,11 @@ async def open_websocket_client(
     row (``None``: never). A server closing with 1000 ends the session
     quietly: iteration ends, :meth:`WebSocketClient.send` raises.
 
+    ``url`` may be a function returning the URL to use: it is called before
+    every connection attempt, so a reconnection can carry the last id seen
+    (``?last_event_id=...``) or go to another instance; a URL it returns that
+    is not usable raises ``ValueError`` out of the client.
+
     ``await on_connect(session)`` runs on every connection, before the outbox
     is flushed (resubscribe there with ``session.send``). A ping every
     ``heartbeat_interval`` unanswered within ``pong_timeout`` drops the
@@ -332,14 +345,16 @@ async def open_websocket_client(
     """
     if outbox_overflow is Overflow.DISCONNECT:
         raise ValueError("outbox_overflow must be BLOCK, DROP_OLDEST or DROP_NEWEST")
-    dialer = Dialer.parse(
-        url,
+    dial = functools.partial(
+        Dialer.parse,
         headers=headers,
         subprotocols=subprotocols,
         ssl_context=ssl_context,
         max_message_size=max_message_size,
         connect_timeout=connect_timeout,
     )
+    make_url = url if callable(url) else None
+    dialer = dial(url() if callable(url) else url)
     client = WebSocketClient(
         dialer,
         codec if codec is not None else JsonCodec(),
@@ -347,6 +362,7 @@ async def open_websocket_client(
         on_connect,
         BoundedQueue(outbox_capacity, outbox_overflow),
         BoundedQueue(inbox_capacity, Overflow.BLOCK),
+        (lambda: dial(make_url())) if make_url is not None else None,
     )
     try:
         async with trio.open_nursery() as nursery:
