@@ -1,7 +1,9 @@
 """trio_stream's SSE endpoint, written as a user would: a Hub, ``sse_response``, ``serve``.
 
 One topic; each ``GET /sse`` subscribes to it through ``sse_response(hub=...,
-topic=...)``, and the publisher calls ``hub.publish`` in a loop. Subscribers
+topic=...)``, and the publisher calls ``hub.publish`` in a loop. ``serve`` runs
+with ``freeze_gc=True``, the setting its docs give for a process that only
+serves streams. Subscribers
 use ``Overflow.BLOCK`` like every peer here (CONTRACT.md: the benchmark
 checks that nothing is lost), with the Hub's default capacity of 256.
 """
@@ -79,7 +81,10 @@ async def main(host: str, port: int) -> None:
     hub = Hub()
     async with trio.open_nursery() as nursery:
         app = create_app(hub, nursery)
-        url: str = await nursery.start(partial(serve, app, host=host, port=port, config=config))
+        # freeze_gc: a process that only serves streams, as serve()'s docs advise.
+        url: str = await nursery.start(
+            partial(serve, app, host=host, port=port, config=config, freeze_gc=True)
+        )
         report_ready(int(url.rsplit(":", 1)[1]))
 
 

@@ -243,3 +243,25 @@ async def test_a_lone_event_right_after_a_write_looks_for_more(
     await _pump(feed, writer)
     assert feed.looks > 0
     assert writer.writes == 2
+
+
+async def test_a_streams_first_batch_goes_out_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Right after the preamble, with more than one event: the very case that
+    # coalesces later on, but the time to the first event is never traded.
+    writer = Writer(_send, 30.0, None)
+    feed = ScriptedFeed([1, 2])
+    await pump(
+        feed,
+        writer,
+        b": preamble\n\n",
+        256,
+        lambda batch: b"".join(b"%d" % i for i in batch),
+        keepalive_interval=None,
+        full=never_full,
+        written=lambda count: None,
+    )
+    assert writer.writes == 2  # the preamble, then the batch
+    assert feed.looks == 0  # no look for a fast producer
+    assert trio.current_time() == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 from functools import partial
@@ -157,3 +158,20 @@ async def test_lifespan_startup_timeout_raises_serve_error() -> None:
     config.errorlog = logging.getLogger("test.hypercorn")  # not a handler on stderr
     with trio.fail_after(SAFETY), pytest.raises(ServeError):
         await serve(silent, config=config)
+
+
+async def test_freeze_gc_moves_startup_objects_out_of_full_collections(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="trio_stream.sse")
+    assert gc.get_freeze_count() == 0  # off by default: no test before this one froze
+    try:
+        with trio.fail_after(SAFETY):
+            async with open_test_server(hello, freeze_gc=True) as server:
+                frozen = gc.get_freeze_count()
+                async with httpx.AsyncClient() as client:
+                    assert (await client.get(server.url)).status_code == 200
+    finally:
+        gc.unfreeze()  # the rest of the suite runs with an ordinary collector
+    assert frozen > 1000  # at least the imported modules' objects
+    assert "startup objects out of the collector's full passes" in caplog.text

@@ -252,8 +252,9 @@ async def pump(
     so that a feed can free the room they held.
 
     Coalescing (:func:`_coalesce`): a batch smaller than ``max_batch`` may
-    wait for more items from a fast producer, except a lone item after
-    ``_QUIET`` seconds without a write, which goes out at once.
+    wait for more items from a fast producer, except the stream's first
+    batch (time to first event: an answer's first token) and a lone item
+    after ``_QUIET`` seconds without a write, which go out at once.
 
     Keepalives: when nothing was written for ``keepalive_interval`` seconds
     (None: never), a comment goes out. The wait for the next batch has that
@@ -264,6 +265,7 @@ async def pump(
         await trio.lowlevel.checkpoint()
     elif not await writer.write(preamble):
         return
+    first = True  # the time to a stream's first event (an answer's first token) is never traded
     while True:
         if keepalive_interval is None:
             batch = await feed.next_batch(max_batch)
@@ -278,7 +280,9 @@ async def pump(
             return
         # A lone event after a quiet spell goes out at once: nothing suggests
         # a fast producer, and looking for one would cost it scheduler rounds.
-        if len(batch) < max_batch and (
+        if first:
+            first = False
+        elif len(batch) < max_batch and (
             len(batch) > 1 or trio.current_time() - writer.last_write < _QUIET
         ):
             delay = coalescing_delay(writer.last_send)
