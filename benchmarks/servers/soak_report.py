@@ -147,7 +147,8 @@ def plot_rss(samples: list[Sample], load: tuple[float, float], path: Path, title
     connections = [(s.t, (s.subscribers or 0)) for s in samples if s.subscribers is not None]
     if connections:
         open_axis.plot(*zip(*connections, strict=True), color="tab:orange", alpha=0.6)
-    open_axis.set_ylabel("hub subscribers (SSE + WebSocket)", color="tab:orange")
+    # Every SSE stream has a Hub subscription; a topic's WebSocket members share one.
+    open_axis.set_ylabel("Hub subscriptions", color="tab:orange")
     open_axis.set_ylim(bottom=0)
     for mark, label in zip(load, ("clients start", "clients leave"), strict=True):
         rss_axis.axvline(mark, color="grey", linestyle="--", linewidth=1)

@@ -207,11 +207,11 @@ class ScriptedFeed:
         await trio.lowlevel.checkpoint()
 
 
-async def _pump(feed: ScriptedFeed, writer: Writer) -> None:
+async def _pump(feed: ScriptedFeed, writer: Writer, preamble: bytes = b"") -> None:
     await pump(
         feed,
         writer,
-        b"",
+        preamble,
         256,
         lambda batch: b"".join(b"%d" % i for i in batch),
         keepalive_interval=None,
@@ -252,16 +252,7 @@ async def test_a_streams_first_batch_goes_out_at_once(
     # coalesces later on, but the time to the first event is never traded.
     writer = Writer(_send, 30.0, None)
     feed = ScriptedFeed([1, 2])
-    await pump(
-        feed,
-        writer,
-        b": preamble\n\n",
-        256,
-        lambda batch: b"".join(b"%d" % i for i in batch),
-        keepalive_interval=None,
-        full=never_full,
-        written=lambda count: None,
-    )
+    await _pump(feed, writer, b": preamble\n\n")
     assert writer.writes == 2  # the preamble, then the batch
     assert feed.looks == 0  # no look for a fast producer
     assert trio.current_time() == 0
