@@ -8,25 +8,22 @@ from __future__ import annotations
 
 import asyncio
 
-import uvloop
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from ._contract import (
-    QUEUE_CAPACITY,
-    Broadcast,
-    answer_text,
-    parse_args,
-    report_ready,
-)
+from ._asyncio_ws import AsyncioPeer, run
+from ._contract import QUEUE_CAPACITY, Broadcast
 
 
-class Server:
+class Server(AsyncioPeer):
     """The subscriber registry and the publisher."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.subscribers: set[asyncio.Queue[str]] = set()
-        self.tasks: set[asyncio.Task[None]] = set()
+
+    def subscriber_count(self) -> int:
+        return len(self.subscribers)
 
     async def publish(self, spec: Broadcast) -> None:
         await asyncio.sleep(0)  # even for an empty broadcast
@@ -39,41 +36,17 @@ class Server:
             for queue in list(self.subscribers):
                 await queue.put(data)
 
-    async def handle(self, websocket: ServerConnection) -> None:  # noqa: ASYNC910  asyncio
-        path = websocket.request.path if websocket.request else ""
-        if path == "/ws":
-            queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_CAPACITY)
-            self.subscribers.add(queue)
-            try:
-                while True:
-                    await websocket.send(await queue.get())
-            except ConnectionClosed:
-                pass
-            finally:
-                self.subscribers.discard(queue)
-        elif path == "/control":
-            async for message in websocket:
-                await websocket.send(self.control(message))
-        else:
-            await websocket.close(1008, "unknown path")
-
-    def control(self, message: str | bytes) -> str:
-        return answer_text(message, lambda: len(self.subscribers), self.start)
-
-    def start(self, spec: Broadcast) -> None:
-        task = asyncio.create_task(self.publish(spec))
-        self.tasks.add(task)  # a reference, so the task is not garbage-collected
-        task.add_done_callback(self.tasks.discard)
-
-
-async def main(host: str, port: int) -> None:
-    """Serve the contract until killed."""
-    server = Server()
-    async with serve(server.handle, host, port, backlog=4096) as ws_server:
-        report_ready(next(iter(ws_server.sockets)).getsockname()[1])
-        await ws_server.serve_forever()
+    async def follow(self, websocket: ServerConnection) -> None:  # noqa: ASYNC910  asyncio
+        queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_CAPACITY)
+        self.subscribers.add(queue)
+        try:
+            while True:
+                await websocket.send(await queue.get())
+        except ConnectionClosed:
+            pass
+        finally:
+            self.subscribers.discard(queue)
 
 
 if __name__ == "__main__":
-    args = parse_args(__doc__ or "")
-    uvloop.run(main(args.host, args.port))
+    run(Server(), __doc__ or "")

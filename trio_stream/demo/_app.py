@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -147,30 +148,22 @@ class DemoApp:
 
     async def publish(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``POST /api/topics/{topic}``: publish one event → ``201 {"id": ...}``."""
-        try:
-            self._check_token(scope)
+
+        async def publish_event() -> dict[str, Any]:
             topic = _topic(scope)
-            body = await read_json_object(receive, self.config.max_body_size)
-            event = _event_from(body)
+            event = _event_from(await read_json_object(receive, self.config.max_body_size))
             try:
                 published = await self.hub.publish(topic, event)
             except HubClosedError:
                 raise DemoRequestError(503, "server shutting down") from None
-            except TrioStreamError as exc:  # the broker (Redis) is unavailable
-                logger.warning("publishing on %s failed: %s", topic, exc)
-                raise DemoRequestError(503, "temporarily unavailable; retry") from None
-        except DemoRequestError as refusal:
-            await refusal.respond(scope, send)
-            return
-        except ClientGone:
-            await trio.lowlevel.checkpoint()
-            return
-        await send_json(send, 201, {"id": published.id})
+            return {"id": published.id}
+
+        await self._create(scope, send, "publishing", publish_event)
 
     async def start_job(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``POST /api/jobs``: start a job (body optional: ``{"steps", "duration"}``)."""
-        try:
-            self._check_token(scope)
+
+        async def start() -> dict[str, Any]:
             body = await read_json_object(receive, self.config.max_body_size, allow_empty=True)
             try:
                 steps, duration = check_job(
@@ -184,8 +177,31 @@ class DemoApp:
                 raise DemoRequestError(503, "too many jobs running; try again later") from None
             except (HubClosedError, RuntimeError):
                 raise DemoRequestError(503, "server shutting down") from None
+            return {"id": job.id, "topic": job.topic, "last_event_id": job.first_event_id}
+
+        await self._create(scope, send, "starting a job", start)
+
+    async def _create(
+        self,
+        scope: Scope,
+        send: Send,
+        what: str,
+        create: Callable[[], Awaitable[dict[str, Any]]],
+    ) -> None:
+        """A write endpoint: check the token, ``create()``, answer ``201`` with its reply.
+
+        Refusals (:class:`DemoRequestError`) get their status; a broker outage
+        (any other library error) a 503 and a log line naming ``what`` failed;
+        a client gone before its body arrived, nothing.
+        """
+        try:
+            self._check_token(scope)
+            try:
+                reply = await create()
+            except (DemoRequestError, ClientGone):
+                raise
             except TrioStreamError as exc:  # the broker (Redis) is unavailable
-                logger.warning("starting a job failed: %s", exc)
+                logger.warning("%s on %s failed: %s", what, scope.get("path", "?"), exc)
                 raise DemoRequestError(503, "temporarily unavailable; retry") from None
         except DemoRequestError as refusal:
             await refusal.respond(scope, send)
@@ -193,7 +209,6 @@ class DemoApp:
         except ClientGone:
             await trio.lowlevel.checkpoint()
             return
-        reply = {"id": job.id, "topic": job.topic, "last_event_id": job.first_event_id}
         await send_json(send, 201, reply)
 
     async def healthz(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -120,9 +120,6 @@ class ChatRelay:
 
     async def chat_completions(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``POST /v1/chat/completions`` (OpenAI-compatible, streaming or not)."""
-        if scope["type"] == "lifespan":
-            await handle_lifespan(receive, send)
-            return
         parsed = await self._read_request(scope, receive, send, self._openai_request)
         if parsed is None:
             return
@@ -135,9 +132,6 @@ class ChatRelay:
 
     async def ui_chat(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``POST /api/chat``: answer as an AI SDK UI message stream (v1)."""
-        if scope["type"] == "lifespan":
-            await handle_lifespan(receive, send)
-            return
         parsed = await self._read_request(scope, receive, send, self._ui_request)
         if parsed is None:
             return
@@ -155,8 +149,12 @@ class ChatRelay:
         """The JSON body and the upstream request ``build`` makes of it; None once answered.
 
         A bad body (``InvalidChatRequest`` from reading or from ``build``) gets
-        its 4xx here; ``None`` also when the client left before sending it.
+        its 4xx here; ``None`` also when the client left before sending it,
+        and for the server's lifespan messages (acknowledged here).
         """
+        if scope["type"] == "lifespan":
+            await handle_lifespan(receive, send)
+            return None
         try:
             body = await read_json_body(receive, self.max_body_size)
             if body is None:

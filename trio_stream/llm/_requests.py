@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from ..protocol import ContentDelta, ReasoningDelta, ToolCallDelta, TrioStreamError
-from ..sse._asgi import Receive, Scope, Send
+from ..sse._asgi import Receive, Scope, Send, send_json
 from ._stream import ChatStream, GenerationResult
 
 __all__ = [
@@ -86,25 +86,6 @@ def valid_answer_id(value: object) -> str | None:
     if isinstance(value, str) and _ANSWER_ID.fullmatch(value):
         return value
     return None
-
-
-async def send_json(
-    send: Send, status: int, obj: object, headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    """Send a complete JSON response."""
-    body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", b"%d" % len(body)),
-                *(headers or []),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 async def send_json_error(scope: Scope, send: Send, status: int, message: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
@@ -14,6 +15,7 @@ __all__ = [
     "Send",
     "handle_lifespan",
     "header_value",
+    "send_json",
     "send_plain",
 ]
 
@@ -39,18 +41,27 @@ async def send_plain(
     send: Send, status: int, text: str, *, headers: Iterable[tuple[bytes, bytes]] = ()
 ) -> None:
     """Send a complete short ``text/plain`` response (error pages: never exception text)."""
-    body = text.encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", b"%d" % len(body)),
-                *headers,
-            ],
-        }
-    )
+    await _send_whole(send, status, b"text/plain; charset=utf-8", text.encode(), headers)
+
+
+async def send_json(
+    send: Send, status: int, obj: object, headers: Iterable[tuple[bytes, bytes]] | None = None
+) -> None:
+    """Send a complete JSON response (compact, UTF-8)."""
+    body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    await _send_whole(send, status, b"application/json", body, headers or ())
+
+
+async def _send_whole(
+    send: Send,
+    status: int,
+    content_type: bytes,
+    body: bytes,
+    headers: Iterable[tuple[bytes, bytes]],
+) -> None:
+    start_headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
+    start_headers.extend(headers)
+    await send({"type": "http.response.start", "status": status, "headers": start_headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 

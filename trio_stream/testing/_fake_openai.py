@@ -21,7 +21,7 @@ from typing import Any
 
 import trio
 
-from ..sse._asgi import Receive, Scope, Send, handle_lifespan, send_plain
+from ..sse._asgi import Receive, Scope, Send, handle_lifespan, send_json, send_plain
 
 __all__ = ["FakeOpenAI", "FakeRequest"]
 
@@ -119,7 +119,7 @@ class FakeOpenAI:
             return
         path, method = scope["path"], scope["method"]
         if path == "/v1/models" and method == "GET":
-            await self._send_json(send, 200, self.models())
+            await send_json(send, 200, self.models())
         elif path == "/v1/chat/completions" and method == "POST":
             await self._chat(scope, receive, send)
         else:
@@ -158,7 +158,7 @@ class FakeOpenAI:
             elif body.get("stream"):
                 await self._stream_watching_disconnect(request, receive, send)
             else:
-                await self._send_json(send, 200, self._completion(request))
+                await send_json(send, 200, self._completion(request))
                 request.completed = True
         finally:
             request.ended.set()
@@ -283,21 +283,6 @@ class FakeOpenAI:
     async def _write(send: Send, data: bytes, *, more_body: bool = True) -> None:
         await send({"type": "http.response.body", "body": data, "more_body": more_body})
 
-    @staticmethod
-    async def _send_json(send: Send, status: int, obj: dict[str, Any]) -> None:
-        body = json.dumps(obj).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", b"%d" % len(body)),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body, "more_body": False})
-
     async def _send_error(self, send: Send, status: int, message: str) -> None:
         error = {"message": message, "type": "invalid_request_error", "code": str(status)}
-        await self._send_json(send, status, {"error": error})
+        await send_json(send, status, {"error": error})
