@@ -85,7 +85,7 @@ class Scenario:
 
 FULL: dict[str, Scenario] = {
     "A": Scenario("A", "fan-out", "stream", 1000, 500, 100, 0, False, 10.0, 60.0),
-    "B": Scenario("B", "latency", "stream", 100, 60, 100, 20, True, 15.0, 30.0),
+    "B": Scenario("B", "latency", "stream", 100, 200, 100, 20, True, 20.0, 30.0),
     "C": Scenario("C", "idle connections", "idle", 5000, 1, 100, 0, False, 15.0, 120.0,
                   warmup=50),
     "D": Scenario("D", "one stream (LLM tokens)", "stream", 1, 20000, 20, 0, False, 20.0, 10.0),

@@ -137,7 +137,7 @@ async def test_stop_button_ends_the_answer_and_closes_the_upstream_request(
         showing(browser, server.url + "/") as page,
     ):
         await page.click("#llm-ask")
-        await page.wait_for(f"() => {DEMO}.llm.tokens === 6")
+        await page.wait_for(f"() => {DEMO}.llm.text.includes('word5')")  # tokens may merge
         during = await read_metrics(client)
         await page.click("#llm-stop")
         with trio.fail_after(SAFETY):

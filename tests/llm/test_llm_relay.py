@@ -69,14 +69,11 @@ async def test_ai_sdk_stream_part_sequence() -> None:
             assert response.headers[ANSWER_ID_HEADER] == "chat-1"
             async with SSEReader(response) as reader:
                 parts = data_of(await reader.rest())
-    assert [p if p == DONE else p["type"] for p in parts] == [
-        "start",
-        "text-start",
-        *["text-delta"] * 5,
-        "text-end",
-        "finish",
-        DONE,
-    ]
+    kinds = [p if p == DONE else p["type"] for p in parts]
+    # Tokens queued together are merged into one delta: 1 to 5 of them.
+    deltas = kinds.count("text-delta")
+    assert 1 <= deltas <= 5
+    assert kinds == ["start", "text-start", *["text-delta"] * deltas, "text-end", "finish", DONE]
     assert parts[0] == {"type": "start", "messageId": "chat-1"}
     assert ui_text(parts) == "Hello, wörld!"
     assert parts[-2] == {"type": "finish", "finishReason": "stop"}

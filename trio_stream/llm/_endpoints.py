@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 import trio
@@ -12,9 +13,10 @@ import trio
 from ..protocol import UI_MESSAGE_STREAM_HEADERS, Event, ui_messages_to_openai
 from ..sse import EventStream, Route, Router
 from ..sse._asgi import ASGIApp, Receive, Scope, Send, handle_lifespan
+from ..sse._feeds import FeedFactory
 from ._detach import DetachedGeneration, DetachedGenerations, GenerationsBusy, publish_shielded
 from ._errors import UpstreamError
-from ._relay import DEFAULT_ERROR_MESSAGE, Formatter, RelayFormat, relay_answer
+from ._relay import DEFAULT_ERROR_MESSAGE, AnswerFeed, Formatter, RelayFormat, relay_answer
 from ._requests import (
     InvalidChatRequest,
     collect_completion,
@@ -29,6 +31,14 @@ from ._stream import ChatUpstream, GenerationResult
 __all__ = ["ANSWER_ID_HEADER", "ChatRelay", "Policy"]
 
 logger = logging.getLogger("trio_stream.llm")
+
+
+@asynccontextmanager
+async def _opened(feed: AnswerFeed) -> AsyncIterator[AnswerFeed]:
+    """``feed`` as the context manager a :class:`FeedFactory` opens (it holds nothing)."""
+    await trio.lowlevel.checkpoint()
+    yield feed
+
 
 Policy = Literal["cancel_on_disconnect", "detach"]
 
@@ -262,18 +272,14 @@ class ChatRelay:
         result = GenerationResult(id=answer_id)
         try:
             async with self.upstream.open_chat_stream(request, result=result) as stream:
-                formatter = Formatter(fmt, answer_id, result.model or "unknown")
-
-                async def producer(channel: trio.MemorySendChannel[Event]) -> None:
-                    await relay_answer(
-                        stream,
-                        formatter,
-                        channel.send,
-                        coalesce_window=self.coalesce_window,
-                        error_message=self.error_message,
-                    )
-
-                await self._event_stream(producer, fmt, answer_id)(scope, receive, send)
+                feed = AnswerFeed(
+                    stream,
+                    Formatter(fmt, answer_id, result.model or "unknown"),
+                    coalesce_window=self.coalesce_window,
+                    error_message=self.error_message,
+                )
+                source = FeedFactory(lambda last_event_id: _opened(feed))
+                await self._event_stream(source, fmt, answer_id)(scope, receive, send)
         except UpstreamError as exc:  # the stream could not even start
             logger.warning("answer %s: upstream failed before streaming: %s", answer_id, exc)
             await send_json_error(scope, send, 502, self.error_message)

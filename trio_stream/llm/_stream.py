@@ -119,11 +119,17 @@ class ChatStream:
         self._receive = receive
         self.result = result
         self._error: UpstreamError | None = None
+        self._held: list[ChatDelta] = []  # taken by a cancelled receive_batch
 
     def __aiter__(self) -> ChatStream:
         return self
 
     async def __anext__(self) -> ChatDelta:
+        if self._held:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            delta = self._held.pop(0)
+            self._account(delta)
+            return delta
         try:
             delta = await self._receive.receive()
         except trio.EndOfChannel:
@@ -135,13 +141,20 @@ class ChatStream:
     async def receive_batch(self, max_deltas: int = 64, *, window: float = 0.0) -> list[ChatDelta]:
         """Wait for one delta, then take what is already queued (up to ``max_deltas``) and
         what arrives within ``window`` seconds more: tokens that came together go out as
-        one event. Returns ``[]`` at the end; raises the upstream's error after the last."""
-        try:
-            batch = [await self._receive.receive()]
-        except trio.EndOfChannel:
-            await trio.lowlevel.checkpoint()
-            self._end()
-            return []
+        one event. Returns ``[]`` at the end; raises the upstream's error after the last.
+
+        Cancellation loses nothing: deltas taken before it are returned by the next call.
+        """
+        if self._held:
+            batch, self._held = self._held, []
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        else:
+            try:
+                batch = [await self._receive.receive()]
+            except trio.EndOfChannel:
+                await trio.lowlevel.checkpoint()
+                self._end()
+                return []
         if window <= 0:
             while len(batch) < max_deltas:
                 try:
@@ -149,15 +162,38 @@ class ChatStream:
                 except (trio.WouldBlock, trio.EndOfChannel):
                     break
         else:
-            with trio.move_on_after(window):  # noqa: ASYNC912  awaits unless already full
-                while len(batch) < max_deltas:
-                    try:
-                        batch.append(await self._receive.receive())
-                    except trio.EndOfChannel:
-                        break
+            try:
+                with trio.move_on_after(window):  # noqa: ASYNC912  awaits unless already full
+                    while len(batch) < max_deltas:
+                        try:
+                            batch.append(await self._receive.receive())
+                        except trio.EndOfChannel:
+                            break
+            except trio.Cancelled:
+                self._held = batch
+                raise
         for delta in batch:
             self._account(delta)
         return batch
+
+    def take_queued(self, max_deltas: int) -> list[ChatDelta]:
+        """The deltas already received, up to ``max_deltas``, without waiting (no checkpoint).
+
+        The end of the answer (or its error) is left for :meth:`receive_batch`.
+        """
+        batch, self._held = self._held[:max_deltas], self._held[max_deltas:]
+        while len(batch) < max_deltas:
+            try:
+                batch.append(self._receive.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+        for delta in batch:
+            self._account(delta)
+        return batch
+
+    def queued(self) -> int:
+        """Deltas received from the upstream and not yet taken (no checkpoint)."""
+        return len(self._held) + self._receive.statistics().current_buffer_used
 
     def _end(self) -> None:
         if self._error is not None:

@@ -58,6 +58,7 @@ from ._cors import CORS as CORS
 from ._cors import DEFAULT_CORS_HEADERS as DEFAULT_CORS_HEADERS
 from ._cors import DEFAULT_CORS_MAX_AGE as DEFAULT_CORS_MAX_AGE
 from ._cors import CORSStatistics as CORSStatistics
+from ._direct import HeaderSend as HeaderSend
 from ._lifetime import DEFAULT_LIFETIME_JITTER as DEFAULT_LIFETIME_JITTER
 from ._limits import DEFAULT_LIMIT_RETRY_AFTER as DEFAULT_LIMIT_RETRY_AFTER
 from ._limits import DEFAULT_MAX_STREAMS as DEFAULT_MAX_STREAMS

@@ -7,7 +7,8 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ._asgi import ASGIApp, Message, Receive, Scope, Send, header_value, send_plain
+from ._asgi import ASGIApp, Receive, Scope, Send, header_value, send_plain
+from ._direct import HeaderSend
 
 __all__ = [
     "CORS",
@@ -220,13 +221,8 @@ class CORS:
         extra = headers + self._vary
         if not extra:
             return send
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", ()), *extra]}
-            await send(message)
-
-        return send_with_headers
+        # Headers only: the body may still be written directly (see _direct.py).
+        return HeaderSend(send, extra)
 
     def statistics(self) -> CORSStatistics:
         """A :class:`CORSStatistics` snapshot (no checkpoint)."""

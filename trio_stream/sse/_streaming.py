@@ -184,7 +184,7 @@ class ResponseBase:
     async def _run_tasks(
         self, feed: Feed[Any], writer: Writer, receive: Receive, shutdown: trio.Event | None
     ) -> Ending:
-        ending = self._ending = Ending()
+        ending = self._ending = Ending(writer)
         if not self._watch_shutdown:
             shutdown = None
         async with trio.open_nursery() as nursery:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Generic, TypeVar
 from weakref import WeakKeyDictionary
 
 import trio
@@ -12,9 +12,12 @@ import trio
 from ..protocol import encode_comment
 from ._asgi import Receive, Send
 from ._compress import SyncFlushGzip
+from ._direct import DirectBody, direct_body
 from ._feeds import Feed
+from ._keepalive import KeepaliveWatch
 
 __all__ = [
+    "SHUTDOWN_SEND_GRACE",
     "Ending",
     "Writer",
     "coalescing_delay",
@@ -30,15 +33,19 @@ logger = logging.getLogger("trio_stream.sse")
 
 _KEEPALIVE = encode_comment()
 
+SHUTDOWN_SEND_GRACE = 1.0
+"""Seconds a half-written body chunk gets to finish once the server shuts down."""
+
 
 class Ending:
     """Why a response's nursery was cancelled (set by the task that cancelled it)."""
 
-    __slots__ = ("disconnected", "shutdown")
+    __slots__ = ("disconnected", "shutdown", "writer")
 
-    def __init__(self) -> None:
+    def __init__(self, writer: Writer | None = None) -> None:
         self.disconnected = False
         self.shutdown = False
+        self.writer = writer  # told to hurry a half-written chunk at shutdown
 
 
 class Writer:
@@ -62,7 +69,9 @@ class Writer:
 
     __slots__ = (
         "_busy",
+        "_direct",
         "_gzip",
+        "_rest_scope",
         "_send",
         "_send_timeout",
         "broken",
@@ -78,6 +87,8 @@ class Writer:
         self._send = send
         self._send_timeout = send_timeout
         self._gzip = gzip
+        self._direct = direct_body(send)
+        self._rest_scope: trio.CancelScope | None = None
         self._busy = False
         self.broken = False
         self.last_write = trio.current_time()
@@ -105,35 +116,86 @@ class Writer:
         # gzip, the encoder has already consumed the data): an interrupted
         # send leaves it broken.
         self.broken = self._busy = True
-        started = trio.current_time()
-        deadline = started + self._send_timeout
         try:
-            with trio.move_on_at(deadline):  # noqa: ASYNC912  send is the server's checkpoint
-                try:
-                    await self._send(
-                        {"type": "http.response.body", "body": data, "more_body": more_body}
-                    )
-                except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
-                    logger.debug("SSE send failed: the client is gone")
-                    await trio.lowlevel.checkpoint()  # the send may have failed before one
-                    return False
-                self.last_write = trio.current_time()
-                self.last_send = self.last_write - started
-                # A server may shield its socket writes: a late return is a timeout too.
-                if self.last_write <= deadline:
-                    self.broken = False
-                    self.writes += 1
-                    self.bytes += len(data)
-                    self.events += events
-                    self.keepalives += keepalive
-                    return True
+            if self._direct is not None and more_body:
+                return await self._write_direct(self._direct, data, events, keepalive)
+            return await self._write_asgi(data, more_body, events, keepalive)
         finally:
             self._busy = False
+
+    async def _write_direct(
+        self, direct: DirectBody, data: bytes, events: int, keepalive: bool
+    ) -> bool:
+        started = trio.current_time()
+        try:
+            rest = direct.write_now(data)
+            if rest is not None:
+                # Shielded: a cancelled response (disconnect, shutdown) never
+                # leaves half a chunk on the wire; the deadline still bounds it.
+                with trio.CancelScope(deadline=started + self._send_timeout, shield=True) as scope:
+                    self._rest_scope = scope
+                    try:
+                        await direct.send_rest(rest)
+                    finally:
+                        self._rest_scope = None
+                if scope.cancelled_caught:
+                    return self._timed_out()
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            return await self._gone()
+        # When the kernel took it all there was no checkpoint: pump's wait for
+        # the next batch is one, and a cancel scope per write costs more than
+        # the write itself.
+        return self._sent(started, data, events, keepalive)  # noqa: ASYNC910
+
+    async def _write_asgi(
+        self, data: bytes, more_body: bool, events: int, keepalive: bool
+    ) -> bool:
+        started = trio.current_time()
+        deadline = started + self._send_timeout
+        with trio.move_on_at(deadline):  # noqa: ASYNC912  send is the server's checkpoint
+            try:
+                await self._send(
+                    {"type": "http.response.body", "body": data, "more_body": more_body}
+                )
+            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+                return await self._gone()
+            # A server may shield its socket writes: a late return is a timeout too.
+            if trio.current_time() <= deadline:
+                return self._sent(started, data, events, keepalive)
+        return self._timed_out()
+
+    async def _gone(self) -> bool:
+        logger.debug("SSE send failed: the client is gone")
+        await trio.lowlevel.checkpoint()  # the send may have failed before one
+        return False
+
+    def _timed_out(self) -> bool:
         logger.warning(
             "SSE send did not complete within %.3g s; closing the stream (client not reading)",
             self._send_timeout,
         )
         return False
+
+    def hurry(self) -> None:
+        """Give a half-written chunk at most ``SHUTDOWN_SEND_GRACE`` seconds more.
+
+        Called at the server's shutdown: a chunk is never cut by the
+        response's cancellation (see :meth:`write`), but a frozen reader must
+        not hold the shutdown for a whole ``send_timeout``.
+        """
+        scope = self._rest_scope
+        if scope is not None:
+            scope.deadline = min(scope.deadline, trio.current_time() + SHUTDOWN_SEND_GRACE)
+
+    def _sent(self, started: float, data: bytes, events: int, keepalive: bool) -> bool:
+        self.last_write = trio.current_time()
+        self.last_send = self.last_write - started
+        self.broken = False
+        self.writes += 1
+        self.bytes += len(data)
+        self.events += events
+        self.keepalives += keepalive
+        return True
 
 
 # Coalescing bounds. A batch waits for more events only when the producer is
@@ -257,48 +319,97 @@ async def pump(
     after ``_QUIET`` seconds without a write, which go out at once.
 
     Keepalives: when nothing was written for ``keepalive_interval`` seconds
-    (None: never), a comment goes out. The wait for the next batch has that
-    deadline, so keepalives need no task of their own (one task less per
-    idle connection); a feed's ``next_batch`` takes nothing when cancelled.
+    (None: never), a comment goes out. The wait for the next batch runs in a
+    cancel scope that the run's keepalive sweeper cancels when the comment is
+    due (:class:`KeepaliveWatch`): no task per idle connection, and no cancel
+    scope entered per event. A feed's ``next_batch`` takes nothing when
+    cancelled.
     """
     if not preamble:
         await trio.lowlevel.checkpoint()
     elif not await writer.write(preamble):
         return
-    first = True  # the time to a stream's first event (an answer's first token) is never traded
-    while True:
-        if keepalive_interval is None:
-            batch = await feed.next_batch(max_batch)
-        else:
-            with trio.move_on_at(writer.last_write + keepalive_interval) as idle:
-                batch = await feed.next_batch(max_batch)
-            if idle.cancelled_caught:
-                if not await writer.write(_KEEPALIVE, keepalive=True):
+    watch = None if keepalive_interval is None else KeepaliveWatch(keepalive_interval, writer)
+    batches = _Batches(feed, writer, max_batch, encode, full, written)
+    try:
+        while True:
+            # One scope for as long as no keepalive is due. The sweeper cancels
+            # it only while the feed is waited on (watch.waiting): a batch in
+            # hand is never lost to it.
+            arrived: list[T] | None = None
+            with trio.CancelScope() as idle:
+                if watch is not None:
+                    watch.arm(idle)
+                while True:
+                    if watch is not None:
+                        watch.waiting = True
+                    batch = await feed.next_batch(max_batch)
+                    if watch is not None:
+                        watch.waiting = False
+                    if idle.cancel_called:  # due just as the batch came: leave the scope first
+                        arrived = batch
+                        break
+                    if not await batches.write(batch):
+                        return
+            if arrived is not None:
+                if not await batches.write(arrived):
                     return
-                continue
+            elif not await writer.write(_KEEPALIVE, keepalive=True):
+                return
+    finally:
+        if watch is not None:
+            watch.close()
+
+
+class _Batches(Generic[T]):
+    """Coalesces, encodes and writes the batches of :func:`pump`."""
+
+    __slots__ = ("_encode", "_feed", "_first", "_full", "_max_batch", "_writer", "_written")
+
+    def __init__(
+        self,
+        feed: Feed[T],
+        writer: Writer,
+        max_batch: int,
+        encode: Callable[[list[T]], bytes],
+        full: Callable[[list[T]], bool],
+        written: Callable[[int], None],
+    ) -> None:
+        self._feed = feed
+        self._writer = writer
+        self._max_batch = max_batch
+        self._encode = encode
+        self._full = full
+        self._written = written
+        # The time to a stream's first event (an answer's first token) is never traded.
+        self._first = True
+
+    async def write(self, batch: list[T]) -> bool:
+        """Write ``batch`` (after coalescing); False when the stream is to end."""
         if not batch:
-            return
+            await trio.lowlevel.checkpoint()
+            return False
+        writer = self._writer
         # A lone event after a quiet spell goes out at once: nothing suggests
         # a fast producer, and looking for one would cost it scheduler rounds.
-        if first:
-            first = False
-        elif len(batch) < max_batch and (
+        if self._first:
+            self._first = False
+        elif len(batch) < self._max_batch and (
             len(batch) > 1 or trio.current_time() - writer.last_write < _QUIET
         ):
             delay = coalescing_delay(writer.last_send)
-            batch = await _coalesce(feed, batch, max_batch, full, delay)
+            batch = await _coalesce(self._feed, batch, self._max_batch, self._full, delay)
         try:
             try:
-                data = encode(batch)
+                data = self._encode(batch)
             except TypeError:
                 logger.exception("stream source misbehaved; ending the stream")
-                feed.failed = True
-                return
-            sent = await writer.write(data, events=len(batch))
+                self._feed.failed = True
+                await trio.lowlevel.checkpoint()
+                return False
+            return await writer.write(data, events=len(batch))
         finally:
-            written(len(batch))
-        if not sent:
-            return
+            self._written(len(batch))
 
 
 async def watch_disconnect(
@@ -333,6 +444,8 @@ async def _cancel_on_shutdown(
     for cancel_scope, ending in list(responses.items()):
         ending.shutdown = True
         cancel_scope.cancel()
+        if ending.writer is not None:
+            ending.writer.hurry()
     responses.clear()
 
 
