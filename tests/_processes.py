@@ -1,4 +1,4 @@
-"""Cleaning up after a child process a test started."""
+"""A child process a test started: reading its output, cleaning up after it."""
 
 from __future__ import annotations
 
@@ -18,3 +18,14 @@ async def reap(process: trio.Process) -> None:
         for pipe in (process.stdin, process.stdout, process.stderr):
             if pipe is not None:
                 await pipe.aclose()
+
+
+async def read_until(stream: trio.abc.ReceiveStream, marker: bytes) -> bytes:
+    """Read a child's output until ``marker`` appears (bounded by the caller's deadline)."""
+    data = b""
+    while True:
+        chunk = await stream.receive_some()
+        assert chunk, f"the process closed its output early: {data!r}"
+        data += chunk
+        if marker in data:
+            return data

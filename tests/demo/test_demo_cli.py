@@ -13,7 +13,7 @@ import httpx
 import pytest
 import trio
 
-from tests._processes import reap
+from tests._processes import read_until, reap
 from tests.demo._demo_helpers import SAFETY
 from trio_stream.cli import main
 from trio_stream.cli._demo import run_demo
@@ -40,16 +40,6 @@ class _Output:
         pass
 
 
-async def _read_until(stream: trio.abc.ReceiveStream, marker: bytes) -> bytes:
-    data = b""
-    while True:  # bounded by the caller's fail_after
-        chunk = await stream.receive_some()
-        assert chunk, f"the process closed its output early: {data!r}"
-        data += chunk
-        if marker in data:
-            return data
-
-
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_demo_command_serves_until_a_signal_then_exits_0(signum: signal.Signals) -> None:
     command = [sys.executable, "-m", "trio_stream", "demo", "--port", "0", "--ws-port", "0"]
@@ -59,14 +49,14 @@ async def test_demo_command_serves_until_a_signal_then_exits_0(signum: signal.Si
     try:
         assert process.stdout is not None
         with trio.fail_after(SAFETY):
-            printed = (await _read_until(process.stdout, b"Press Ctrl-C")).decode()
+            printed = (await read_until(process.stdout, b"Press Ctrl-C")).decode()
             urls = {m["name"]: m["url"] for m in _URL.finditer(printed)}
             async with httpx.AsyncClient(timeout=SAFETY) as client:
                 health = await client.get(urls["page"] + "healthz")
                 page = await client.get(urls["page"])
             process.send_signal(signum)
             await process.wait()
-            rest = (await _read_until(process.stdout, b"shutting down")).decode()
+            rest = (await read_until(process.stdout, b"shutting down")).decode()
     finally:
         await reap(process)  # noqa: ASYNC102  reap shields itself, bounded
     assert process.returncode == 0

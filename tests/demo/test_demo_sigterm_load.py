@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import httpx
 import trio
 
-from tests._processes import reap
+from tests._processes import read_until, reap
 from tests.demo._demo_helpers import SAFETY
 
 STREAMS = 1000
@@ -156,16 +156,6 @@ async def _drain(pipe: trio.abc.ReceiveStream | None, into: bytearray) -> None:
         into += chunk
 
 
-async def _read_until(stream: trio.abc.ReceiveStream, marker: bytes) -> bytes:
-    data = b""
-    while True:  # bounded by the caller's fail_after
-        chunk = await stream.receive_some()
-        assert chunk, f"the process closed its output early: {data!r}"
-        data += chunk
-        if marker in data:
-            return data
-
-
 async def test_sigterm_with_1000_open_streams_ends_each_cleanly_and_exits_0() -> None:
     _raise_fd_limit()
     command = [
@@ -189,7 +179,7 @@ async def test_sigterm_with_1000_open_streams_ends_each_cleanly_and_exits_0() ->
     try:
         assert process.stdout is not None
         with trio.fail_after(SAFETY * 4):  # a safety bound for a loaded 2-core machine
-            printed = (await _read_until(process.stdout, b"Press Ctrl-C")).decode()
+            printed = (await read_until(process.stdout, b"Press Ctrl-C")).decode()
             match = _URL.search(printed)
             assert match is not None, printed
             base = match["url"].rstrip("/")

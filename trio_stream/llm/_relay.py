@@ -113,20 +113,12 @@ async def relay_answer(
     Cancellation (client gone) stops it between two events; ``emit`` provides
     the backpressure (a bounded channel send, or a Hub publish).
     """
-    for event in formatter.opening():
-        await emit(event)
-    try:
-        while batch := await stream.receive_batch(max_batch, window=coalesce_window):
-            for event in formatter.deltas(batch):
-                await emit(event)
-    except UpstreamError as exc:
-        logger.warning("answer %s failed: %s", stream.result.id, exc)
-        ending = formatter.failure(error_message)
-    else:
-        ending = formatter.closing()
-    for event in ending:
-        await emit(event)
-    await trio.lowlevel.checkpoint()
+    feed = AnswerFeed(
+        stream, formatter, coalesce_window=coalesce_window, error_message=error_message
+    )
+    while events := await feed.next_batch(max_batch):
+        for event in events:
+            await emit(event)
     return stream.result
 
 

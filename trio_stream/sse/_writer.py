@@ -126,7 +126,7 @@ class Writer:
     async def _write_direct(
         self, direct: DirectBody, data: bytes, events: int, keepalive: bool
     ) -> bool:
-        started = trio.current_time()
+        started = finished = trio.current_time()
         try:
             rest = direct.write_now(data)
             if rest is not None:
@@ -140,12 +140,13 @@ class Writer:
                         self._rest_scope = None
                 if scope.cancelled_caught:
                     return self._timed_out()
+                finished = trio.current_time()
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
             return await self._gone()
         # When the kernel took it all there was no checkpoint: pump's wait for
         # the next batch is one, and a cancel scope per write costs more than
         # the write itself.
-        return self._sent(started, data, events, keepalive)  # noqa: ASYNC910
+        return self._sent(started, finished, data, events, keepalive)  # noqa: ASYNC910
 
     async def _write_asgi(
         self, data: bytes, more_body: bool, events: int, keepalive: bool
@@ -160,8 +161,9 @@ class Writer:
             except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
                 return await self._gone()
             # A server may shield its socket writes: a late return is a timeout too.
-            if trio.current_time() <= deadline:
-                return self._sent(started, data, events, keepalive)
+            finished = trio.current_time()
+            if finished <= deadline:
+                return self._sent(started, finished, data, events, keepalive)
         return self._timed_out()
 
     async def _gone(self) -> bool:
@@ -187,9 +189,11 @@ class Writer:
         if scope is not None:
             scope.deadline = min(scope.deadline, trio.current_time() + SHUTDOWN_SEND_GRACE)
 
-    def _sent(self, started: float, data: bytes, events: int, keepalive: bool) -> bool:
-        self.last_write = trio.current_time()
-        self.last_send = self.last_write - started
+    def _sent(
+        self, started: float, finished: float, data: bytes, events: int, keepalive: bool
+    ) -> bool:
+        self.last_write = finished
+        self.last_send = finished - started
         self.broken = False
         self.writes += 1
         self.bytes += len(data)
