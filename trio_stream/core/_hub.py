@@ -145,6 +145,11 @@ class Hub:
             # event per subscriber, so a method call saved here counts.
             items = queue._items
             if len(items) < queue._limit:
+                sink = queue._sink
+                # Nothing queued and the consumer parked: its sink may take it at once.
+                if sink is not None and not items and queue._waiter is not None and sink(event):
+                    queue._delivered += 1
+                    continue
                 items.append(event)
                 if len(items) > queue._peak:
                     queue._peak = len(items)

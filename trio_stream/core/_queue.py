@@ -10,6 +10,7 @@ subscriber; adapters may use one directly as a per-connection outbox.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -103,6 +104,7 @@ class BoundedQueue(Generic[T]):
         "_peak",
         "_reason",
         "_room",
+        "_sink",
         "_state",
         "_waiter",
         "_wake_at",
@@ -137,6 +139,9 @@ class BoundedQueue(Generic[T]):
         # Producers waiting for room: only BLOCK queues ever have any, and
         # the parking lot is made by the first (most queues never fill).
         self._room: trio.lowlevel.ParkingLot | None = None
+        # Offered each item first while the consumer is parked and nothing is
+        # queued (see set_sink): None for almost every queue.
+        self._sink: Callable[[T], bool] | None = None
 
     @property
     def capacity(self) -> int:
@@ -198,10 +203,29 @@ class BoundedQueue(Generic[T]):
             self._room = trio.lowlevel.ParkingLot()
         return self._room
 
+    def set_sink(self, sink: Callable[[T], bool] | None) -> None:
+        """Offer items to ``sink(item)`` before queueing them, while the consumer waits.
+
+        While the consuming task is parked (in :meth:`get_batch` or
+        :meth:`wait_queued`) and nothing is queued, a put first calls
+        ``sink(item)`` in the putting task. True means the sink consumed the
+        item: it counts as delivered, is not queued, and the consumer stays
+        parked (no task switch). False queues it as usual. For a consumer
+        that can finish an item synchronously, such as a writer whose socket
+        takes the bytes at once; it must not raise, and it must refuse
+        (False) whatever it cannot take now, including while its task waits
+        with a batch in hand. ``None`` removes the sink.
+        """
+        self._sink = sink
+
     def _offer(self, item: T) -> bool:
         # The per-item, per-subscriber hot path of a fan-out: keep it short.
         items = self._items
         if len(items) < self._limit:
+            sink = self._sink
+            if sink is not None and not items and self._waiter is not None and sink(item):
+                self._delivered += 1
+                return True
             items.append(item)
             if len(items) > self._peak:
                 self._peak = len(items)

@@ -98,6 +98,7 @@ class Subscription:
         # Shared by the topic's subscribers (None: a subscription built
         # outside a Hub waits for its own queue only).
         self._activity = activity
+        self._sink: Callable[[Event], bool] | None = None
 
     @property
     def topic(self) -> str:
@@ -154,6 +155,31 @@ class Subscription:
             await self._queue.wait_queued(count)
         else:
             await self._activity.gather(self._queue, count)
+
+    def set_sink(self, sink: Callable[[Event], bool] | None) -> None:
+        """Offer live events to ``sink(event)`` in the publishing task while the receiver waits.
+
+        While the task receiving from this subscription is parked with
+        nothing queued, each live event is first offered to ``sink``, called
+        synchronously by whoever delivers it (the publisher, or the broker's
+        reader). True: the sink consumed it (it counts as received, and
+        :attr:`last_event_id` moves); False: it is queued as usual and the
+        receiver wakes. A writer whose socket takes a paced topic's event at
+        once then costs no task switch per event. Never offered while
+        replayed events remain or while live events may still duplicate the
+        replay. The sink must not raise, and must refuse what it cannot take
+        now (for instance while its task waits with a batch in hand).
+        ``None`` removes it.
+        """
+        self._sink = sink
+        self._queue.set_sink(None if sink is None else self._offer_to_sink)
+
+    def _offer_to_sink(self, event: Event) -> bool:
+        sink = self._sink
+        if sink is None or self._replay or self._seen_through is not None or not sink(event):
+            return False
+        self._last_event_id = event.id
+        return True
 
     async def receive_batch(self, max_events: int | None = None) -> list[Event]:
         """Wait for at least one event, then return up to ``max_events`` at once.

@@ -73,9 +73,10 @@ class DirectBody:
     :meth:`write_now` writes without waiting when the kernel takes the whole
     chunk at once (the common case: a subscriber that keeps up); what it
     could not write, :meth:`send_rest` sends under the connection's lock.
+    :meth:`write_nowait` does the same from a task other than the response's.
     """
 
-    __slots__ = ("_lock", "_socket", "_stream")
+    __slots__ = ("_lock", "_socket", "_stream", "_torn")
 
     def __init__(self, stream: trio.abc.Stream, lock: trio.Lock) -> None:
         self._stream = stream
@@ -84,6 +85,24 @@ class DirectBody:
         self._socket = (
             stream.socket if _WRITE_FD and isinstance(stream, trio.SocketStream) else None
         )
+        # Part of a chunk went out from another task (write_nowait), the rest not yet.
+        self._torn = False
+
+    @property
+    def writes_at_once(self) -> bool:
+        """True when a write may go out without waiting (plain TCP: not TLS)."""
+        return self._socket is not None
+
+    def _write_some(self, chunk: bytes) -> int:
+        if self._socket is None or self._torn or self._lock.locked():
+            return 0
+        # The descriptor is looked up on every write, never kept: once the
+        # server closes the socket it is -1 (EBADF), never a number the
+        # kernel may have given to another connection since.
+        try:
+            return os.write(self._socket.fileno(), chunk)
+        except BlockingIOError:
+            return 0
 
     def write_now(self, data: bytes) -> memoryview | None:
         """Frame ``data`` as one chunk and write what the kernel takes now.
@@ -97,27 +116,46 @@ class DirectBody:
         if not data:
             return None
         chunk = b"%x\r\n%b\r\n" % (len(data), data)
-        written = 0
-        if self._socket is not None and not self._lock.locked():
-            # The descriptor is looked up on every write, never kept: once
-            # the server closes the socket it is -1 (EBADF), never a number
-            # the kernel may have given to another connection since.
-            try:
-                written = os.write(self._socket.fileno(), chunk)
-            except BlockingIOError:
-                written = 0
-            if written == len(chunk):
+        written = self._write_some(chunk)
+        if written == len(chunk):
+            return None
+        if written:
+            self._lock.acquire_nowait()  # free: checked above, and no checkpoint since
+        return memoryview(chunk)[written:]
+
+    def write_nowait(self, data: bytes) -> memoryview | None:
+        """:meth:`write_now` for a task other than the response's: never takes the lock.
+
+        Raises :class:`trio.WouldBlock` when nothing was written (the kernel
+        took nothing, TLS, a send in progress or a torn chunk), ``OSError``
+        when the client is gone. After a partial write it returns the rest:
+        the chunk is torn until the response's task sends the rest with
+        :meth:`send_rest`, and until then :meth:`write_now` and
+        :meth:`write_nowait` write nothing.
+        """
+        # _write_some inlined: this runs once per event per subscriber in the
+        # publisher's task, where every call counts.
+        sock = self._socket
+        if not data or sock is None or self._torn or self._lock.locked():
+            if not data:
                 return None
-            if written:
-                self._lock.acquire_nowait()  # free: checked above, and no checkpoint since
+            raise trio.WouldBlock
+        chunk = b"%x\r\n%b\r\n" % (len(data), data)
+        try:
+            written = os.write(sock.fileno(), chunk)  # looked up per write: see _write_some
+        except BlockingIOError:
+            raise trio.WouldBlock from None
+        if written == len(chunk):
+            return None
+        self._torn = True
         return memoryview(chunk)[written:]
 
     async def send_rest(self, rest: memoryview) -> None:
-        """Send what :meth:`write_now` left, then release the connection's lock.
+        """Send what :meth:`write_now` or :meth:`write_nowait` left, then release the lock.
 
-        Call it from the task that called :meth:`write_now` (after a partial
-        write that task holds the lock; from another this would wait for
-        itself). Raises what the transport raises (``trio.BrokenResourceError``
+        Call it from the response's task; after a partial :meth:`write_now`
+        that task holds the lock (from another this would wait for itself).
+        Raises what the transport raises (``trio.BrokenResourceError``
         when the client is gone). A cancelled send may have written part of the
         chunk: the response must then end without another write (the server
         closes the connection when the app returns mid-body).
@@ -127,6 +165,7 @@ class DirectBody:
             await lock.acquire()
         try:
             await self._stream.send_all(rest)
+            self._torn = False
         finally:
             lock.release()
 

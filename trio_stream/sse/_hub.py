@@ -81,6 +81,10 @@ class SubscriptionFeed:
             return
         await self._subscription.wait_queued(count)
 
+    def set_sink(self, sink: Callable[[Event], bool] | None) -> None:
+        """Offer live events to ``sink`` while the writer waits (:meth:`Subscription.set_sink`)."""
+        self._subscription.set_sink(sink)
+
     async def next_batch(self, max_events: int) -> list[Event]:
         """Up to ``max_events`` queued events, ``[]`` when the subscription ended."""
         if self._first:

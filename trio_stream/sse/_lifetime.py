@@ -65,11 +65,12 @@ class LifetimeFeed(Generic[T]):
     the response still runs the wrapped feed's producer task itself.
     """
 
-    __slots__ = ("_deadline", "_feed", "expired", "wait_backlog")
+    __slots__ = ("_deadline", "_feed", "expired", "set_sink", "wait_backlog")
 
-    #: The wrapped feed's parked coalescing wait, when it has one (a hub
-    #: subscription): set only then, as the writer looks for it by name.
+    #: The wrapped feed's parked coalescing wait and sink, when it has them (a
+    #: hub subscription): set only then, as the writer looks for them by name.
     wait_backlog: Callable[[int], Awaitable[None]]
+    set_sink: Callable[[Callable[[T], bool] | None], None]
 
     def __init__(self, feed: Feed[T], deadline: float) -> None:
         self._feed = feed
@@ -78,6 +79,9 @@ class LifetimeFeed(Generic[T]):
         wait_backlog = getattr(feed, "wait_backlog", None)
         if wait_backlog is not None:
             self.wait_backlog = wait_backlog
+        set_sink = getattr(feed, "set_sink", None)
+        if set_sink is not None:
+            self.set_sink = set_sink
 
     @property
     def failed(self) -> bool:

@@ -64,13 +64,15 @@ class Writer:
     One task writes at a time (:func:`pump`, which also sends the keepalives;
     then the response's ending): a second concurrent write raises
     :class:`trio.BusyResourceError`. No lock: one per idle connection costs
-    memory for nothing.
+    memory for nothing. :meth:`write_nowait` lets another task (a publisher)
+    write while that task waits, when the socket takes the bytes at once.
     """
 
     __slots__ = (
         "_busy",
         "_direct",
         "_gzip",
+        "_rest",
         "_rest_scope",
         "_send",
         "_send_timeout",
@@ -89,6 +91,8 @@ class Writer:
         self._gzip = gzip
         self._direct = direct_body(send)
         self._rest_scope: trio.CancelScope | None = None
+        # The rest of a chunk write_nowait started: (rest, deadline, started, size, events).
+        self._rest: tuple[memoryview, float, float, int, int] | None = None
         self._busy = False
         self.broken = False
         self.last_write = trio.current_time()
@@ -98,12 +102,23 @@ class Writer:
         self.events = 0
         self.keepalives = 0
 
+    @property
+    def writes_at_once(self) -> bool:
+        """True when :meth:`write_nowait` can write (a direct, uncompressed, plain TCP body)."""
+        return self._direct is not None and self._direct.writes_at_once and self._gzip is None
+
+    @property
+    def torn(self) -> bool:
+        """True while a chunk :meth:`write_nowait` started waits for :meth:`flush`."""
+        return self._rest is not None
+
     async def write(
         self, data: bytes, *, more_body: bool = True, events: int = 0, keepalive: bool = False
     ) -> bool:
         """Send ``data`` (carrying ``events`` events, or a keepalive) as one body message.
 
-        Returns False when the stream is (now) broken.
+        A chunk :meth:`write_nowait` left torn is finished first. Returns
+        False when the stream is (now) broken.
         """
         if self._busy:
             raise trio.BusyResourceError("another task is writing this response")
@@ -117,36 +132,103 @@ class Writer:
         # send leaves it broken.
         self.broken = self._busy = True
         try:
+            if self._rest is not None and not await self._send_torn(self._rest):
+                return False  # noqa: ASYNC910  _send_torn always awaited a send
             if self._direct is not None and more_body:
                 return await self._write_direct(self._direct, data, events, keepalive)
             return await self._write_asgi(data, more_body, events, keepalive)
         finally:
             self._busy = False
 
+    def write_nowait(self, data: bytes, now: float, events: int) -> bool | None:
+        """Write ``data`` from another task while the writing task waits; never a checkpoint.
+
+        True: it all went out. None: part of it did; the writing task must
+        call :meth:`flush` (any :meth:`write` also does) before anything
+        else goes out. False: nothing was written (a write in progress, a
+        broken or compressed stream, no direct path, the kernel took
+        nothing, an error): send it the usual way, where errors are
+        handled. ``now`` is the trio time, read once by the caller.
+        """
+        direct = self._direct
+        if direct is None or self._busy or self.broken or self._gzip is not None:
+            return False
+        try:
+            rest = direct.write_nowait(data)
+        except (trio.WouldBlock, OSError):
+            return False
+        if rest is not None:
+            self._rest = (rest, now + self._send_timeout, now, len(data), events)
+            return None
+        # _sent, inlined (once per event per subscriber in the publisher's task).
+        self.last_write = now
+        self.last_send = 0.0
+        self.writes += 1
+        self.bytes += len(data)
+        self.events += events
+        return True
+
+    async def flush(self) -> bool:
+        """Finish a chunk :meth:`write_nowait` left torn; False when the stream is broken."""
+        if self._busy:
+            raise trio.BusyResourceError("another task is writing this response")
+        if self._rest is None or self.broken:
+            await trio.lowlevel.checkpoint()
+            return not self.broken
+        self.broken = self._busy = True
+        try:
+            return await self._send_torn(self._rest)
+        finally:
+            self._busy = False
+
+    async def _send_torn(self, torn: tuple[memoryview, float, float, int, int]) -> bool:
+        self._rest = None
+        rest, deadline, started, size, events = torn
+        assert self._direct is not None, "only a direct body is written from another task"
+        return await self._send_rest(self._direct, rest, deadline, started, size, events, False)
+
     async def _write_direct(
         self, direct: DirectBody, data: bytes, events: int, keepalive: bool
     ) -> bool:
-        started = finished = trio.current_time()
+        started = trio.current_time()
         try:
             rest = direct.write_now(data)
-            if rest is not None:
-                # Shielded: a cancelled response (disconnect, shutdown) never
-                # leaves half a chunk on the wire; the deadline still bounds it.
-                with trio.CancelScope(deadline=started + self._send_timeout, shield=True) as scope:
-                    self._rest_scope = scope
-                    try:
-                        await direct.send_rest(rest)
-                    finally:
-                        self._rest_scope = None
-                if scope.cancelled_caught:
-                    return self._timed_out()
-                finished = trio.current_time()
-        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+        except OSError:
             return await self._gone()
+        if rest is not None:
+            deadline = started + self._send_timeout
+            return await self._send_rest(
+                direct, rest, deadline, started, len(data), events, keepalive
+            )
         # When the kernel took it all there was no checkpoint: pump's wait for
         # the next batch is one, and a cancel scope per write costs more than
         # the write itself.
-        return self._sent(started, finished, data, events, keepalive)  # noqa: ASYNC910
+        return self._sent(started, started, len(data), events, keepalive)  # noqa: ASYNC910
+
+    async def _send_rest(
+        self,
+        direct: DirectBody,
+        rest: memoryview,
+        deadline: float,
+        started: float,
+        size: int,
+        events: int,
+        keepalive: bool,
+    ) -> bool:
+        # Shielded: a cancelled response (disconnect, shutdown) never leaves
+        # half a chunk on the wire; the deadline still bounds it.
+        try:
+            with trio.CancelScope(deadline=deadline, shield=True) as scope:
+                self._rest_scope = scope
+                try:
+                    await direct.send_rest(rest)
+                finally:
+                    self._rest_scope = None
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            return await self._gone()
+        if scope.cancelled_caught:
+            return self._timed_out()
+        return self._sent(started, trio.current_time(), size, events, keepalive)
 
     async def _write_asgi(
         self, data: bytes, more_body: bool, events: int, keepalive: bool
@@ -163,7 +245,7 @@ class Writer:
             # A server may shield its socket writes: a late return is a timeout too.
             finished = trio.current_time()
             if finished <= deadline:
-                return self._sent(started, finished, data, events, keepalive)
+                return self._sent(started, finished, len(data), events, keepalive)
         return self._timed_out()
 
     async def _gone(self) -> bool:
@@ -185,18 +267,22 @@ class Writer:
         response's cancellation (see :meth:`write`), but a frozen reader must
         not hold the shutdown for a whole ``send_timeout``.
         """
+        latest = trio.current_time() + SHUTDOWN_SEND_GRACE
         scope = self._rest_scope
         if scope is not None:
-            scope.deadline = min(scope.deadline, trio.current_time() + SHUTDOWN_SEND_GRACE)
+            scope.deadline = min(scope.deadline, latest)
+        if self._rest is not None:
+            rest, deadline, started, size, events = self._rest
+            self._rest = (rest, min(deadline, latest), started, size, events)
 
     def _sent(
-        self, started: float, finished: float, data: bytes, events: int, keepalive: bool
+        self, started: float, finished: float, size: int, events: int, keepalive: bool
     ) -> bool:
         self.last_write = finished
         self.last_send = finished - started
         self.broken = False
         self.writes += 1
-        self.bytes += len(data)
+        self.bytes += size
         self.events += events
         self.keepalives += keepalive
         return True
@@ -339,6 +425,11 @@ async def pump(
     due (:class:`KeepaliveWatch`): no task per idle connection, and no cancel
     scope entered per event. A feed's ``next_batch`` takes nothing when
     cancelled.
+
+    Inline writes: a feed with ``set_sink`` (a hub subscription) is given
+    :meth:`_Batches.offer`, with which the publisher's task writes a quiet
+    stream's next event itself while this task waits; a chunk it tore is
+    finished here, first.
     """
     if not preamble:
         await trio.lowlevel.checkpoint()
@@ -346,19 +437,27 @@ async def pump(
         return
     watch = None if keepalive_interval is None else KeepaliveWatch(keepalive_interval, writer)
     batches = _Batches(feed, writer, max_batch, encode, full, written)
+    set_sink: Callable[[Callable[[T], bool] | None], None] | None = getattr(feed, "set_sink", None)
+    if set_sink is not None and writer.writes_at_once:
+        set_sink(batches.offer)
+    else:
+        set_sink = None
     try:
         while True:
-            # One scope for as long as no keepalive is due. The sweeper cancels
-            # it only while the feed is waited on (watch.waiting): a batch in
-            # hand is never lost to it.
+            # One scope for as long as no keepalive is due and no chunk is
+            # torn. The sweeper (and batches.offer) cancel it only while the
+            # feed is waited on: a batch in hand is never lost to it.
             arrived: list[T] | None = None
             with trio.CancelScope() as idle:
+                batches.idle = idle
                 if watch is not None:
                     watch.arm(idle)
                 while True:
+                    batches.waiting = True
                     if watch is not None:
                         watch.waiting = True
                     batch = await feed.next_batch(max_batch)
+                    batches.waiting = False
                     if watch is not None:
                         watch.waiting = False
                     if idle.cancel_called:  # due just as the batch came: leave the scope first
@@ -366,20 +465,43 @@ async def pump(
                         break
                     if not await batches.write(batch):
                         return
+            batches.waiting = False
             if arrived is not None:
-                if not await batches.write(arrived):
+                if not await batches.write(arrived):  # finishes a torn chunk first
+                    return
+            elif writer.torn:
+                if not await writer.flush():
                     return
             elif not await writer.write(_KEEPALIVE, keepalive=True):
                 return
     finally:
+        batches.waiting = False
+        if set_sink is not None:
+            set_sink(None)
         if watch is not None:
             watch.close()
 
 
 class _Batches(Generic[T]):
-    """Coalesces, encodes and writes the batches of :func:`pump`."""
+    """Coalesces, encodes and writes the batches of :func:`pump`.
 
-    __slots__ = ("_encode", "_feed", "_first", "_full", "_max_batch", "_writer", "_written")
+    Also the sink of a hub subscription (:meth:`offer`): while :func:`pump`
+    waits for the next batch (``waiting``) and the stream has been quiet, a
+    published event is written by the publisher's task itself, with no
+    task switch for this stream.
+    """
+
+    __slots__ = (
+        "_encode",
+        "_feed",
+        "_first",
+        "_full",
+        "_max_batch",
+        "_writer",
+        "_written",
+        "idle",
+        "waiting",
+    )
 
     def __init__(
         self,
@@ -398,6 +520,44 @@ class _Batches(Generic[T]):
         self._written = written
         # The time to a stream's first event (an answer's first token) is never traded.
         self._first = True
+        # Set by pump: True only while it waits in feed.next_batch with nothing
+        # in hand; idle is the cancel scope of that wait.
+        self.waiting = False
+        self.idle: trio.CancelScope | None = None
+
+    def offer(self, item: T) -> bool:
+        """Write ``item`` now from the calling (publishing) task, if it can go at once.
+
+        A paced topic's event reaches a waiting writer whose socket takes it
+        at once: one ``os.write`` here costs a fraction of waking the
+        writer's task (with a hundred subscribers, that wake-up per
+        subscriber was most of the time from publish to the last delivery).
+        Refused (False: the item is queued, the writer wakes) unless the
+        writer waits with nothing in hand, and after a write within
+        ``_QUIET`` seconds: a fast producer's events are better coalesced
+        by the writer. A chunk the kernel took only part of is finished by
+        the writer's task, woken for it. Never raises.
+        """
+        writer = self._writer
+        if not self.waiting:
+            return False
+        now = trio.current_time()
+        if now - writer.last_write < _QUIET:
+            return False
+        try:
+            data = self._encode([item])
+        except TypeError:
+            return False  # the writer's own path reports it
+        outcome = writer.write_nowait(data, now, 1)
+        if outcome is False:
+            return False
+        self._first = False
+        self._written(1)
+        if outcome is None and self.idle is not None:
+            # Torn: only the writer's task may finish the chunk, and now.
+            self.waiting = False
+            self.idle.cancel()
+        return True
 
     async def write(self, batch: list[T]) -> bool:
         """Write ``batch`` (after coalescing); False when the stream is to end."""

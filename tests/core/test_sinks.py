@@ -1,0 +1,120 @@
+"""Sinks: a parked consumer's items taken synchronously by the putting task."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+import trio.testing
+
+from trio_stream.core import BoundedQueue, Hub, Subscription
+from trio_stream.protocol import Event
+
+
+class Sink:
+    """Records what it was offered; takes it while ``accepting``."""
+
+    def __init__(self, accepting: bool = True) -> None:
+        self.accepting = accepting
+        self.offered: list[Any] = []
+
+    def __call__(self, item: object) -> bool:
+        self.offered.append(item)
+        return self.accepting
+
+
+async def test_a_parked_consumers_sink_takes_items_without_waking_it() -> None:
+    queue: BoundedQueue[int] = BoundedQueue(4)
+    sink = Sink()
+    queue.set_sink(sink)
+    received: list[list[int]] = []
+
+    async def consume() -> None:
+        received.append(await queue.get_batch())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(consume)
+        await trio.testing.wait_all_tasks_blocked()
+        assert queue.put_nowait(1)
+        assert queue.put_nowait(2)
+        await trio.testing.wait_all_tasks_blocked()
+        assert received == []  # still parked: the sink took both
+        assert sink.offered == [1, 2]
+        sink.accepting = False
+        assert queue.put_nowait(3)  # refused: queued, and the consumer wakes
+        assert queue.put_nowait(4)  # queued behind 3, never offered
+    assert received == [[3, 4]]
+    assert sink.offered == [1, 2, 3]
+    stats = queue.statistics()
+    assert (stats.delivered, stats.peak, stats.depth) == (4, 2, 0)
+
+
+async def test_no_sink_call_without_a_parked_consumer_or_once_removed() -> None:
+    queue: BoundedQueue[int] = BoundedQueue(4)
+    sink = Sink()
+    queue.set_sink(sink)
+    queue.put_nowait(1)  # nobody waits: queued
+    assert queue.get_batch_nowait() == [1]
+
+    async def consume_one() -> None:
+        assert await queue.get_batch() == [2]
+
+    queue.set_sink(None)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(consume_one)
+        await trio.testing.wait_all_tasks_blocked()
+        queue.put_nowait(2)
+    assert sink.offered == []
+
+
+async def test_a_subscribers_sink_takes_live_events_and_moves_its_last_id() -> None:
+    hub = Hub()
+    sink = Sink()
+    async with hub.subscribe("t") as subscription, trio.open_nursery() as nursery:
+        subscription.set_sink(sink)
+        received: list[Event] = []
+
+        async def receive() -> None:
+            received.extend(await subscription.receive_batch())
+
+        nursery.start_soon(receive)
+        await trio.testing.wait_all_tasks_blocked()
+        first = await hub.publish("t", Event("one"))
+        await trio.testing.wait_all_tasks_blocked()
+        assert [event.data for event in sink.offered] == ["one"]
+        assert subscription.last_event_id == first.id
+        assert received == []
+        subscription.set_sink(None)
+        await hub.publish("t", Event("two"))
+    assert [event.data for event in received] == ["two"]
+    assert subscription.statistics().delivered == 2
+
+
+async def test_replayed_and_possibly_duplicate_events_are_never_offered() -> None:
+    hub = Hub()
+    first = await hub.publish("t", Event("one"))
+    await hub.publish("t", Event("two"))
+    sink = Sink()
+    async with hub.subscribe("t", last_event_id=first.id) as subscription:
+        subscription.set_sink(sink)
+        assert subscription._offer_to_sink(Event("x")) is False  # the replay is not taken yet
+        assert [e.data for e in await subscription.receive_batch()] == ["two"]
+        # Until a live event newer than the replay arrives, one could be a duplicate.
+        assert subscription._offer_to_sink(Event("y")) is False
+        async with trio.open_nursery() as nursery:
+
+            async def receive() -> None:
+                assert [e.data for e in await subscription.receive_batch()] == ["three"]
+
+            nursery.start_soon(receive)
+            await trio.testing.wait_all_tasks_blocked()
+            await hub.publish("t", Event("three"))  # queued: it goes through the skip check
+        assert sink.offered == []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(subscription.receive_batch)
+            await trio.testing.wait_all_tasks_blocked()
+            await hub.publish("t", Event("four"))
+            await trio.testing.wait_all_tasks_blocked()
+            assert [e.data for e in sink.offered] == ["four"]
+            nursery.cancel_scope.cancel()
+    assert isinstance(subscription, Subscription)
