@@ -8,6 +8,7 @@ import trio
 import trio.testing
 
 from trio_stream.core import BoundedQueue, Hub, Subscription
+from trio_stream.core._subscription import PACED_GAP
 from trio_stream.protocol import Event
 
 
@@ -90,7 +91,9 @@ async def test_a_subscribers_sink_takes_live_events_and_moves_its_last_id() -> N
     assert subscription.statistics().delivered == 2
 
 
-async def test_replayed_and_possibly_duplicate_events_are_never_offered() -> None:
+async def test_replayed_and_possibly_duplicate_events_are_never_offered(
+    autojump_clock: trio.abc.Clock,
+) -> None:
     hub = Hub()
     first = await hub.publish("t", Event("one"))
     await hub.publish("t", Event("two"))
@@ -112,9 +115,101 @@ async def test_replayed_and_possibly_duplicate_events_are_never_offered() -> Non
         assert sink.offered == []
         async with trio.open_nursery() as nursery:
             nursery.start_soon(subscription.receive_batch)
-            await trio.testing.wait_all_tasks_blocked()
+            await trio.sleep(1)  # paced: only then are sinks offered an event
             await hub.publish("t", Event("four"))
             await trio.testing.wait_all_tasks_blocked()
             assert [e.data for e in sink.offered] == ["four"]
             nursery.cancel_scope.cancel()
     assert isinstance(subscription, Subscription)
+
+
+async def test_sinks_get_a_paced_topics_events_not_a_bursts(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    hub = Hub()
+    cost = 0.0
+
+    def sink(event: Event) -> bool:
+        offered.append(event.data)
+        autojump_clock.jump(cost)  # what writing it takes
+        return True
+
+    offered: list[str] = []
+    received: list[str] = []
+    async with hub.subscribe("t") as subscription, trio.open_nursery() as nursery:
+        subscription.set_sink(sink)
+
+        async def receive() -> None:
+            async for event in subscription:
+                received.append(event.data)
+
+        nursery.start_soon(receive)
+        await trio.testing.wait_all_tasks_blocked()
+        for name in ("a", "b", "c"):  # a burst: the first goes to the sink
+            await hub.publish("t", Event(name))
+        await trio.sleep(PACED_GAP)
+        await hub.publish("t", Event("d"))  # after a pause: the sink again
+        assert (offered, received) == (["a", "d"], ["b", "c"])
+        cost = 0.004  # a slow inline delivery: the next must wait five times as long
+        await trio.sleep(PACED_GAP)
+        await hub.publish("t", Event("e"))
+        await trio.sleep(PACED_GAP)
+        await hub.publish("t", Event("f"))  # 10 ms after an inline delivery of 4 ms
+        await trio.sleep(6 * cost)
+        await hub.publish("t", Event("g"))
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert (offered, received) == (["a", "d", "e", "g"], ["b", "c", "f"])
+
+
+async def test_a_costly_fan_out_is_held_back_and_tried_again_every_eighth_event(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    hub = Hub()
+    offered: list[str] = []
+    received: list[str] = []
+
+    def sink(event: Event) -> bool:
+        offered.append(event.data)
+        autojump_clock.jump(0.02)  # a large fan-out written inline
+        return True
+
+    async with hub.subscribe("t") as subscription, trio.open_nursery() as nursery:
+        subscription.set_sink(sink)
+
+        async def receive() -> None:
+            async for event in subscription:
+                received.append(event.data)
+
+        nursery.start_soon(receive)
+        await trio.sleep(1)
+        await hub.publish("t", Event("x"))
+        for i in range(10):
+            await trio.sleep(0.03)  # paced, but under five times 20 ms
+            await hub.publish("t", Event(str(i)))
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert offered == ["x", "7"]  # the eighth held back measures it again: still costly
+    assert received == [str(i) for i in range(10) if i != 7]
+
+
+async def test_one_stalled_delivery_does_not_hold_a_paced_topic_back(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    hub = Hub()
+    costs = iter([0.001, 0.03, 0.001, 0.001])  # the second delivery stalled
+    offered: list[str] = []
+
+    def sink(event: Event) -> bool:
+        offered.append(event.data)
+        autojump_clock.jump(next(costs))
+        return True
+
+    async with hub.subscribe("t") as subscription, trio.open_nursery() as nursery:
+        subscription.set_sink(sink)
+        nursery.start_soon(subscription.receive_batch)
+        for name in "abcd":
+            await trio.sleep(0.05)  # 20 events/s
+            await hub.publish("t", Event(name))
+        nursery.cancel_scope.cancel()
+    assert offered == ["a", "b", "c", "d"]  # 5 x 4 ms (not 5 x 30 ms) fits in 50 ms

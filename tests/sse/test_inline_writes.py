@@ -24,6 +24,7 @@ from trio_stream.protocol import Event
 from trio_stream.sse import EventStream
 from trio_stream.sse._asgi import Message, Receive, Scope, Send
 from trio_stream.sse._direct import DirectBody
+from trio_stream.sse._keepalive import _SWEEPER
 from trio_stream.sse._writer import SHUTDOWN_SEND_GRACE, Writer
 from trio_stream.testing import open_test_server
 
@@ -173,6 +174,27 @@ async def test_a_torn_chunk_is_finished_by_the_writer_before_the_next_event(
     assert [e.data for e in response.events] == [payload(0, BIG)] + [
         payload(i, 64) for i in range(1, 4)
     ]
+
+
+async def test_torn_writes_keep_one_keepalive_entry_and_the_keepalives_on_time(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    app = TopicApp(Hub(), keepalive_interval=5.0)
+    with trio.fail_after(SAFETY):
+        async with (
+            open_test_server(app) as server,
+            subscribed(app, server.port, 1) as [(sock, response)],
+        ):
+            for i in range(3):
+                await trio.sleep(1)
+                await app.hub.publish("t", Event(payload(i, BIG)))  # torn: read only below
+                await events_until(sock, response, i + 1)
+            # Each torn write cancelled the stream's wait, which then armed a new
+            # scope: still one entry in the sweeper's heap for the stream.
+            assert len(_SWEEPER.get()._heap) == 1
+            await trio.sleep(5.5)
+            assert app.streams[0].statistics().keepalives == 1
+    assert [e.data for e in response.events] == [payload(i, BIG) for i in range(3)]
 
 
 async def test_a_frozen_reader_with_a_torn_chunk_is_closed_and_others_go_on(

@@ -42,8 +42,11 @@ class HubStatistics:
 
 
 def _first_full(queues: list[BoundedQueue[Event]]) -> BoundedQueue[Event] | None:
+    # Once per publish over every BLOCK subscriber: the queue's fields read
+    # directly (its _limit is its capacity while open, -1 once closed).
     for queue in queues:
-        if len(queue) >= queue.capacity and not queue.closed:
+        limit = queue._limit
+        if len(queue._items) >= limit > 0:
             return queue
     return None
 
@@ -134,7 +137,10 @@ class Hub:
         state = self._topics.get(topic)
         if state is None:
             return
-        state.activity.published += 1
+        activity = state.activity
+        activity.published += 1
+        now = trio.current_time()
+        paced = activity.paced(now)
         fanout = state.fanout
         if fanout is None:
             fanout = state.fanout = tuple(state.queues)
@@ -147,7 +153,13 @@ class Hub:
             if len(items) < queue._limit:
                 sink = queue._sink
                 # Nothing queued and the consumer parked: its sink may take it at once.
-                if sink is not None and not items and queue._waiter is not None and sink(event):
+                if (
+                    paced
+                    and sink is not None
+                    and not items
+                    and queue._waiter is not None
+                    and sink(event)
+                ):
                     queue._delivered += 1
                     continue
                 items.append(event)
@@ -161,6 +173,8 @@ class Hub:
                 if ended is None:
                     ended = []
                 ended.append(queue)
+        if paced:
+            activity.delivered(trio.current_time() - now)
         if ended is not None:
             for queue in ended:
                 self._detach(topic, queue)

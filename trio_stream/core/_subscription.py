@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Sequence
 
@@ -10,7 +11,22 @@ import trio
 from ..protocol import Event
 from ._queue import BoundedQueue, QueueStatistics
 
-__all__ = ["Subscription", "TopicActivity"]
+__all__ = ["PACED_GAP", "Subscription", "TopicActivity"]
+
+PACED_GAP = 0.01
+"""Seconds without an event after which a topic's next event may go to sinks.
+
+A topic publishing faster than 100 events per second gains more from its
+consumers gathering events into large batches than from each event being
+written as it comes."""
+
+# The sinks' writes may take at most 1/_INLINE_SHARE of a paced topic's time.
+_INLINE_SHARE = 5.0
+# See TopicActivity.delivered.
+_GROWTH = 4.0
+# A topic kept from its sinks only by the cost of its inline deliveries tries
+# again after this many events: its fan-out may have shrunk since.
+_RETRY_AFTER = 8
 
 
 class TopicActivity:
@@ -21,14 +37,60 @@ class TopicActivity:
     one, the ``watcher``, which checks every scheduler round whether the
     topic still grows and wakes them all once it stopped: one task per
     topic pays a round per event, not every subscriber.
+
+    :meth:`paced` decides whether an event is offered to the subscribers'
+    sinks (see :meth:`Subscription.set_sink`).
     """
 
-    __slots__ = ("published", "waiting", "watched")
+    __slots__ = (
+        "_delivered_at",
+        "_held_back",
+        "_inline_cost",
+        "published",
+        "waiting",
+        "watched",
+    )
 
     def __init__(self) -> None:
         self.published = 0
         self.waiting: dict[BoundedQueue[Event], None] = {}
         self.watched = False
+        self._delivered_at = -math.inf
+        self._inline_cost = 0.0
+        self._held_back = 0
+
+    def paced(self, now: float) -> bool:
+        """Whether the event delivered at ``now`` goes to sinks; call once per delivery.
+
+        Yes when the topic published nothing for :data:`PACED_GAP` seconds, and
+        for five times as long as the last delivery with sinks took (see
+        :meth:`delivered`): the sinks' writes, done by the publisher, then
+        take at most a fifth of the topic's time. A burst, or a fan-out so
+        large that writing it inline would slow the publisher down, is
+        queued instead, and its consumers gather it into large batches.
+        Every eighth event held back by that cost alone goes to the sinks
+        all the same, measuring it again (see :meth:`delivered`).
+        """
+        gap = now - self._delivered_at
+        self._delivered_at = now
+        if gap < PACED_GAP:
+            return False
+        if gap >= _INLINE_SHARE * self._inline_cost:
+            return True
+        self._held_back += 1
+        return self._held_back % _RETRY_AFTER == 0
+
+    def delivered(self, cost: float) -> None:
+        """Record how long the last paced delivery took (seconds).
+
+        The estimate follows a cheaper delivery at once, a dearer one by at
+        most ``_GROWTH`` times: one delivery stalled by something else (the
+        garbage collector, another process on the core) does not hold the
+        topic back, and a fan-out that really grew is known within a few.
+        """
+        previous = self._inline_cost
+        self._inline_cost = min(cost, _GROWTH * previous) if previous else cost
+        self._held_back = 0
 
     async def gather(self, queue: BoundedQueue[Event], count: int) -> None:
         """Wait until ``queue`` holds ``count`` items, it ended, or the topic paused."""
@@ -157,19 +219,21 @@ class Subscription:
             await self._activity.gather(self._queue, count)
 
     def set_sink(self, sink: Callable[[Event], bool] | None) -> None:
-        """Offer live events to ``sink(event)`` in the publishing task while the receiver waits.
+        """Offer a paced topic's events to ``sink(event)`` in the publishing task.
 
         While the task receiving from this subscription is parked with
-        nothing queued, each live event is first offered to ``sink``, called
-        synchronously by whoever delivers it (the publisher, or the broker's
-        reader). True: the sink consumed it (it counts as received, and
-        :attr:`last_event_id` moves); False: it is queued as usual and the
-        receiver wakes. A writer whose socket takes a paced topic's event at
-        once then costs no task switch per event. Never offered while
-        replayed events remain or while live events may still duplicate the
-        replay. The sink must not raise, and must refuse what it cannot take
-        now (for instance while its task waits with a batch in hand).
-        ``None`` removes it.
+        nothing queued, each live event of a paced topic (nothing published
+        for 10 ms before it, and for five times as long as the topic's last
+        delivery to sinks took) is first offered to ``sink``, called
+        synchronously by whoever delivers it (the
+        publisher, or the broker's reader). True: the sink consumed it (it
+        counts as received, and :attr:`last_event_id` moves); False: it is
+        queued as usual and the receiver wakes. A writer whose socket takes
+        the event at once then costs no task switch per event. Never offered
+        while replayed events remain or while live events may still
+        duplicate the replay. The sink must not raise, and must refuse what
+        it cannot take now (for instance while its task waits with a batch
+        in hand). ``None`` removes it.
         """
         self._sink = sink
         self._queue.set_sink(None if sink is None else self._offer_to_sink)

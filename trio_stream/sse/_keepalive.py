@@ -40,7 +40,9 @@ class KeepaliveWatch:
     nothing else). :meth:`arm` gives the watch the cancel scope that wait
     runs in; the sweeper cancels it when ``writer.last_write + interval``
     has passed while the stream waits. After that the stream arms a new
-    scope. :meth:`close` forgets the stream.
+    scope; it also does after something else cancelled the scope (a torn
+    inline write), and then the watch's entry stays in the heap as it is.
+    :meth:`close` forgets the stream.
     """
 
     __slots__ = ("_interval", "_scope", "_writer", "waiting")
@@ -55,9 +57,13 @@ class KeepaliveWatch:
         """Watch ``scope`` from now on (the keepalive is due an interval after the last write)."""
         if self._writer is None:
             raise RuntimeError("the watch was closed")
+        # A watch with a scope has its entry in the heap (check() drops the
+        # entry when it cancels): one entry per stream, never more.
+        queued = self._scope is not None
         self._scope = scope
         self.waiting = False
-        _sweeper().watch(self, self._writer.last_write + self._interval)
+        if not queued:
+            _sweeper().watch(self, self._writer.last_write + self._interval)
 
     def close(self) -> None:
         """Forget the stream (its heap entry is dropped when it comes up)."""

@@ -9,11 +9,11 @@ from weakref import WeakKeyDictionary
 
 import trio
 
-from ..protocol import encode_comment
+from ..protocol import Event, encode_comment
 from ._asgi import Receive, Send
 from ._compress import SyncFlushGzip
 from ._direct import DirectBody, direct_body
-from ._feeds import Feed
+from ._feeds import Feed, encode_events
 from ._keepalive import KeepaliveWatch
 
 __all__ = [
@@ -427,8 +427,8 @@ async def pump(
     cancelled.
 
     Inline writes: a feed with ``set_sink`` (a hub subscription) is given
-    :meth:`_Batches.offer`, with which the publisher's task writes a quiet
-    stream's next event itself while this task waits; a chunk it tore is
+    :meth:`_Batches.offer`, with which the publisher's task writes a paced
+    topic's event itself while this task waits; a chunk it tore is
     finished here, first.
     """
     if not preamble:
@@ -492,7 +492,9 @@ class _Batches(Generic[T]):
     """
 
     __slots__ = (
+        "_clock",
         "_encode",
+        "_events",
         "_feed",
         "_first",
         "_full",
@@ -524,6 +526,11 @@ class _Batches(Generic[T]):
         # in hand; idle is the cancel scope of that wait.
         self.waiting = False
         self.idle: trio.CancelScope | None = None
+        # For offer(), which runs once per event per subscriber in the
+        # publisher's task: the clock itself (trio.current_time() looks it
+        # up), and whether an item is an Event encoded on its own.
+        self._clock = trio.lowlevel.current_clock()
+        self._events = encode is encode_events
 
     def offer(self, item: T) -> bool:
         """Write ``item`` now from the calling (publishing) task, if it can go at once.
@@ -532,23 +539,23 @@ class _Batches(Generic[T]):
         at once: one ``os.write`` here costs a fraction of waking the
         writer's task (with a hundred subscribers, that wake-up per
         subscriber was most of the time from publish to the last delivery).
-        Refused (False: the item is queued, the writer wakes) unless the
-        writer waits with nothing in hand, and after a write within
-        ``_QUIET`` seconds: a fast producer's events are better coalesced
-        by the writer. A chunk the kernel took only part of is finished by
-        the writer's task, woken for it. Never raises.
+        Offered only a paced topic's events (a burst is queued, and the
+        writer coalesces it: see :meth:`Subscription.set_sink`); refused
+        (False: the item is queued, the writer wakes) unless the writer
+        waits with nothing in hand. A chunk the kernel took only part of is
+        finished by the writer's task, woken for it. Never raises.
         """
-        writer = self._writer
         if not self.waiting:
             return False
-        now = trio.current_time()
-        if now - writer.last_write < _QUIET:
-            return False
-        try:
-            data = self._encode([item])
-        except TypeError:
-            return False  # the writer's own path reports it
-        outcome = writer.write_nowait(data, now, 1)
+        now = self._clock.current_time()
+        if self._events and isinstance(item, Event):
+            data = item.encode()
+        else:
+            try:
+                data = self._encode([item])
+            except TypeError:
+                return False  # the writer's own path reports it
+        outcome = self._writer.write_nowait(data, now, 1)
         if outcome is False:
             return False
         self._first = False
