@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
@@ -123,18 +126,23 @@ async def test_replayed_and_possibly_duplicate_events_are_never_offered(
     assert isinstance(subscription, Subscription)
 
 
-async def test_sinks_get_a_paced_topics_events_not_a_bursts(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    hub = Hub()
-    cost = 0.0
+class ClockedSink:
+    """Takes every event offered, advancing the mock clock by what writing it takes."""
 
-    def sink(event: Event) -> bool:
-        offered.append(event.data)
-        autojump_clock.jump(cost)  # what writing it takes
+    def __init__(self, clock: trio.testing.MockClock, costs: Iterator[float]) -> None:
+        self.clock = clock
+        self.costs = costs
+        self.offered: list[str] = []
+
+    def __call__(self, event: Event) -> bool:
+        self.offered.append(event.data)
+        self.clock.jump(next(self.costs))
         return True
 
-    offered: list[str] = []
+
+@asynccontextmanager
+async def receiving(hub: Hub, sink: ClockedSink) -> AsyncIterator[list[str]]:
+    """A subscriber of topic ``t`` with ``sink``; yields what its task received instead."""
     received: list[str] = []
     async with hub.subscribe("t") as subscription, trio.open_nursery() as nursery:
         subscription.set_sink(sink)
@@ -145,51 +153,44 @@ async def test_sinks_get_a_paced_topics_events_not_a_bursts(
 
         nursery.start_soon(receive)
         await trio.testing.wait_all_tasks_blocked()
+        yield received
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+
+
+async def test_sinks_get_a_paced_topics_events_not_a_bursts(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    hub = Hub()
+    # What each inline delivery takes: a, d, then e and g slow (4 ms).
+    sink = ClockedSink(autojump_clock, iter([0.0, 0.0, 0.004, 0.004]))
+    async with receiving(hub, sink) as received:
         for name in ("a", "b", "c"):  # a burst: the first goes to the sink
             await hub.publish("t", Event(name))
         await trio.sleep(PACED_GAP)
         await hub.publish("t", Event("d"))  # after a pause: the sink again
-        assert (offered, received) == (["a", "d"], ["b", "c"])
-        cost = 0.004  # a slow inline delivery: the next must wait five times as long
+        assert (sink.offered, received) == (["a", "d"], ["b", "c"])
         await trio.sleep(PACED_GAP)
-        await hub.publish("t", Event("e"))
+        await hub.publish("t", Event("e"))  # slow: the next must wait five times as long
         await trio.sleep(PACED_GAP)
         await hub.publish("t", Event("f"))  # 10 ms after an inline delivery of 4 ms
-        await trio.sleep(6 * cost)
+        await trio.sleep(0.024)
         await hub.publish("t", Event("g"))
-        await trio.testing.wait_all_tasks_blocked()
-        nursery.cancel_scope.cancel()
-    assert (offered, received) == (["a", "d", "e", "g"], ["b", "c", "f"])
+    assert (sink.offered, received) == (["a", "d", "e", "g"], ["b", "c", "f"])
 
 
 async def test_a_costly_fan_out_is_held_back_and_tried_again_every_eighth_event(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     hub = Hub()
-    offered: list[str] = []
-    received: list[str] = []
-
-    def sink(event: Event) -> bool:
-        offered.append(event.data)
-        autojump_clock.jump(0.02)  # a large fan-out written inline
-        return True
-
-    async with hub.subscribe("t") as subscription, trio.open_nursery() as nursery:
-        subscription.set_sink(sink)
-
-        async def receive() -> None:
-            async for event in subscription:
-                received.append(event.data)
-
-        nursery.start_soon(receive)
+    sink = ClockedSink(autojump_clock, itertools.repeat(0.02))  # a large fan-out, inline
+    async with receiving(hub, sink) as received:
         await trio.sleep(1)
         await hub.publish("t", Event("x"))
         for i in range(10):
             await trio.sleep(0.03)  # paced, but under five times 20 ms
             await hub.publish("t", Event(str(i)))
-        await trio.testing.wait_all_tasks_blocked()
-        nursery.cancel_scope.cancel()
-    assert offered == ["x", "7"]  # the eighth held back measures it again: still costly
+    assert sink.offered == ["x", "7"]  # the eighth held back measures it again: still costly
     assert received == [str(i) for i in range(10) if i != 7]
 
 
@@ -197,19 +198,10 @@ async def test_one_stalled_delivery_does_not_hold_a_paced_topic_back(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     hub = Hub()
-    costs = iter([0.001, 0.03, 0.001, 0.001])  # the second delivery stalled
-    offered: list[str] = []
-
-    def sink(event: Event) -> bool:
-        offered.append(event.data)
-        autojump_clock.jump(next(costs))
-        return True
-
-    async with hub.subscribe("t") as subscription, trio.open_nursery() as nursery:
-        subscription.set_sink(sink)
-        nursery.start_soon(subscription.receive_batch)
+    sink = ClockedSink(autojump_clock, iter([0.001, 0.03, 0.001, 0.001]))  # the second stalled
+    async with receiving(hub, sink) as received:
         for name in "abcd":
             await trio.sleep(0.05)  # 20 events/s
             await hub.publish("t", Event(name))
-        nursery.cancel_scope.cancel()
-    assert offered == ["a", "b", "c", "d"]  # 5 x 4 ms (not 5 x 30 ms) fits in 50 ms
+    assert sink.offered == ["a", "b", "c", "d"]  # 5 x 4 ms (not 5 x 30 ms) fits in 50 ms
+    assert received == []

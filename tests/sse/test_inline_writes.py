@@ -102,6 +102,19 @@ async def subscribed(
         yield clients
 
 
+@asynccontextmanager
+async def one_quiet_subscriber(
+    app: TopicApp,
+) -> AsyncIterator[tuple[trio.socket.SocketType, RawResponse]]:
+    """``app`` on a test server, one raw client streaming it, after a second of quiet."""
+    async with (
+        open_test_server(app) as server,
+        subscribed(app, server.port, 1) as [client],
+    ):
+        await trio.sleep(1)
+        yield client
+
+
 @pytest.mark.parametrize("options", [{}, {"max_lifetime": 3600.0}])
 async def test_paced_events_reach_waiting_streams_without_waking_their_tasks(
     autojump_clock: trio.abc.Clock, options: dict[str, Any]
@@ -129,11 +142,7 @@ async def test_a_burst_is_still_gathered_by_the_writer_into_few_writes(
 ) -> None:
     app = TopicApp(Hub())
     with trio.fail_after(SAFETY):
-        async with (
-            open_test_server(app) as server,
-            subscribed(app, server.port, 1) as [(sock, response)],
-        ):
-            await trio.sleep(1)
+        async with one_quiet_subscriber(app) as (sock, response):
             for i in range(100):
                 await app.hub.publish("t", Event(str(i)))
             await events_until(sock, response, 100)
@@ -150,11 +159,7 @@ async def test_a_torn_chunk_is_finished_by_the_writer_before_the_next_event(
 ) -> None:
     app = TopicApp(Hub())
     with trio.fail_after(SAFETY):
-        async with (
-            open_test_server(app) as server,
-            subscribed(app, server.port, 1) as [(sock, response)],
-        ):
-            await trio.sleep(1)
+        async with one_quiet_subscriber(app) as (sock, response):
             async with counting_steps(app.tasks) as counter:
                 await app.hub.publish("t", Event(payload(0, BIG), id="ignored"))
             # The kernel took part of the chunk from the publisher's task; the
@@ -181,10 +186,7 @@ async def test_torn_writes_keep_one_keepalive_entry_and_the_keepalives_on_time(
 ) -> None:
     app = TopicApp(Hub(), keepalive_interval=5.0)
     with trio.fail_after(SAFETY):
-        async with (
-            open_test_server(app) as server,
-            subscribed(app, server.port, 1) as [(sock, response)],
-        ):
+        async with one_quiet_subscriber(app) as (sock, response):
             for i in range(3):
                 await trio.sleep(1)
                 await app.hub.publish("t", Event(payload(i, BIG)))  # torn: read only below
