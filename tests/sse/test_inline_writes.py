@@ -284,6 +284,7 @@ async def test_a_torn_chunk_goes_out_before_the_end_of_the_body(
     async with open_loopback() as (server, client), trio.open_nursery() as nursery:
         writer = Writer(send, 30.0, None)  # a plain ASGI send: given a direct body below
         writer._direct = DirectBody(server, trio.Lock())
+        writer.waiting = True  # as pump sets it while it waits for a batch
         assert writer.writes_at_once
         assert writer.write_nowait(data, trio.current_time(), 1) is None
         assert writer.torn

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Callable, Sequence
 
@@ -55,7 +54,8 @@ class TopicActivity:
         self.published = 0
         self.waiting: dict[BoundedQueue[Event], None] = {}
         self.watched = False
-        self._delivered_at = -math.inf
+        # trio's clock starts at 0 or later: a topic's first event is paced.
+        self._delivered_at = -PACED_GAP
         self._inline_cost = 0.0
         self._held_back = 0
 

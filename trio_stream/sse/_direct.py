@@ -133,12 +133,12 @@ class DirectBody:
         :meth:`send_rest`, and until then :meth:`write_now` and
         :meth:`write_nowait` write nothing.
         """
+        if not data:
+            return None
         # _write_some inlined: this runs once per event per subscriber in the
         # publisher's task, where every call counts.
         sock = self._socket
-        if not data or sock is None or self._torn or self._lock.locked():
-            if not data:
-                return None
+        if sock is None or self._torn or self._lock.locked():
             raise trio.WouldBlock
         chunk = b"%x\r\n%b\r\n" % (len(data), data)
         try:

@@ -31,13 +31,15 @@ _CHECK_AGAIN = 0.25  # of the interval: when a due stream was busy writing
 
 class _Writes(Protocol):
     last_write: float
+    waiting: bool
 
 
 class KeepaliveWatch:
     """The keepalive state of one stream, registered with the run's sweeper.
 
-    The stream sets :attr:`waiting` around its wait for the next batch (and
-    nothing else). :meth:`arm` gives the watch the cancel scope that wait
+    The stream's writer says when the stream waits for its next batch
+    (``writer.waiting``, set by the stream around that wait and nothing
+    else). :meth:`arm` gives the watch the cancel scope that wait
     runs in; the sweeper cancels it when ``writer.last_write + interval``
     has passed while the stream waits. After that the stream arms a new
     scope; it also does after something else cancelled the scope (a torn
@@ -45,13 +47,12 @@ class KeepaliveWatch:
     :meth:`close` forgets the stream.
     """
 
-    __slots__ = ("_interval", "_scope", "_writer", "waiting")
+    __slots__ = ("_interval", "_scope", "_writer")
 
     def __init__(self, interval: float, writer: _Writes) -> None:
         self._interval = interval
         self._writer: _Writes | None = writer
         self._scope: trio.CancelScope | None = None
-        self.waiting = False
 
     def arm(self, scope: trio.CancelScope) -> None:
         """Watch ``scope`` from now on (the keepalive is due an interval after the last write)."""
@@ -61,7 +62,6 @@ class KeepaliveWatch:
         # entry when it cancels): one entry per stream, never more.
         queued = self._scope is not None
         self._scope = scope
-        self.waiting = False
         if not queued:
             _sweeper().watch(self, self._writer.last_write + self._interval)
 
@@ -80,7 +80,7 @@ class KeepaliveWatch:
         due = self._writer.last_write + self._interval
         if due > now:
             return due
-        if self.waiting:
+        if self._writer.waiting:
             self._scope.cancel()
             self._scope = None  # the stream arms a new scope after its keepalive
             return None

@@ -82,6 +82,7 @@ class Writer:
         "keepalives",
         "last_send",
         "last_write",
+        "waiting",
         "writes",
     )
 
@@ -101,6 +102,10 @@ class Writer:
         self.bytes = 0
         self.events = 0
         self.keepalives = 0
+        # True while the writing task waits for its next batch with nothing in
+        # hand (set by pump): only then may the keepalive sweeper interrupt
+        # it, or write_nowait write.
+        self.waiting = False
 
     @property
     def writes_at_once(self) -> bool:
@@ -145,13 +150,13 @@ class Writer:
 
         True: it all went out. None: part of it did; the writing task must
         call :meth:`flush` (any :meth:`write` also does) before anything
-        else goes out. False: nothing was written (a write in progress, a
-        broken or compressed stream, no direct path, the kernel took
-        nothing, an error): send it the usual way, where errors are
-        handled. ``now`` is the trio time, read once by the caller.
+        else goes out. False: nothing was written (the writing task is not
+        waiting for a batch, a broken or compressed stream, no direct path,
+        the kernel took nothing, an error): send it the usual way, where
+        errors are handled. ``now`` is the trio time, read once by the caller.
         """
         direct = self._direct
-        if direct is None or self._busy or self.broken or self._gzip is not None:
+        if not self.waiting or direct is None or self.broken or self._gzip is not None:
             return False
         try:
             rest = direct.write_nowait(data)
@@ -159,6 +164,7 @@ class Writer:
             return False
         if rest is not None:
             self._rest = (rest, now + self._send_timeout, now, len(data), events)
+            self.waiting = False  # the writing task must finish the chunk first
             return None
         # _sent, inlined (once per event per subscriber in the publisher's task).
         self.last_write = now
@@ -453,19 +459,15 @@ async def pump(
                 if watch is not None:
                     watch.arm(idle)
                 while True:
-                    batches.waiting = True
-                    if watch is not None:
-                        watch.waiting = True
+                    writer.waiting = True
                     batch = await feed.next_batch(max_batch)
-                    batches.waiting = False
-                    if watch is not None:
-                        watch.waiting = False
+                    writer.waiting = False
                     if idle.cancel_called:  # due just as the batch came: leave the scope first
                         arrived = batch
                         break
                     if not await batches.write(batch):
                         return
-            batches.waiting = False
+            writer.waiting = False  # also when the wait was cancelled
             if arrived is not None:
                 if not await batches.write(arrived):  # finishes a torn chunk first
                     return
@@ -475,7 +477,7 @@ async def pump(
             elif not await writer.write(_KEEPALIVE, keepalive=True):
                 return
     finally:
-        batches.waiting = False
+        writer.waiting = False
         if set_sink is not None:
             set_sink(None)
         if watch is not None:
@@ -486,7 +488,7 @@ class _Batches(Generic[T]):
     """Coalesces, encodes and writes the batches of :func:`pump`.
 
     Also the sink of a hub subscription (:meth:`offer`): while :func:`pump`
-    waits for the next batch (``waiting``) and the stream has been quiet, a
+    waits for the next batch (``writer.waiting``), a paced topic's
     published event is written by the publisher's task itself, with no
     task switch for this stream.
     """
@@ -502,7 +504,6 @@ class _Batches(Generic[T]):
         "_writer",
         "_written",
         "idle",
-        "waiting",
     )
 
     def __init__(
@@ -522,9 +523,7 @@ class _Batches(Generic[T]):
         self._written = written
         # The time to a stream's first event (an answer's first token) is never traded.
         self._first = True
-        # Set by pump: True only while it waits in feed.next_batch with nothing
-        # in hand; idle is the cancel scope of that wait.
-        self.waiting = False
+        # Set by pump: the cancel scope of its wait for the next batch.
         self.idle: trio.CancelScope | None = None
         # For offer(), which runs once per event per subscriber in the
         # publisher's task: the clock itself (trio.current_time() looks it
@@ -545,8 +544,6 @@ class _Batches(Generic[T]):
         waits with nothing in hand. A chunk the kernel took only part of is
         finished by the writer's task, woken for it. Never raises.
         """
-        if not self.waiting:
-            return False
         now = self._clock.current_time()
         if self._events and isinstance(item, Event):
             data = item.encode()
@@ -562,7 +559,6 @@ class _Batches(Generic[T]):
         self._written(1)
         if outcome is None and self.idle is not None:
             # Torn: only the writer's task may finish the chunk, and now.
-            self.waiting = False
             self.idle.cancel()
         return True
 
