@@ -22,6 +22,7 @@ import psutil
 import uvloop
 
 from ._control import Control
+from ._steal import read_steal
 from ._subscriber import Phase, Subscriber
 from ._wire import http_request, websocket_request
 from .servers._contract import Broadcast
@@ -63,6 +64,7 @@ class Run:
         # Start of the measured window: monotonic ns, server and client CPU seconds.
         self.window: tuple[int, float, float] | None = None
         self.current: Phase | None = None  # the broadcast being received
+        self.steal: dict[str, float] = {}  # each core's steal at the window's start
 
     async def connect(self, count: int) -> None:
         """Open ``count`` more subscribers in batches; wait until the server registered them."""
@@ -122,6 +124,10 @@ class Run:
     def record_phase(self, phase: Phase, start: int, server_cpu: float, client_cpu: float) -> None:
         end_server_cpu, end_client_cpu = self.cpu()
         end = time.monotonic_ns()
+        steal = read_steal()
+        self.result["steal_s"] = {
+            core: steal[core] - before for core, before in self.steal.items() if core in steal
+        }
         wall = (end - start) / 1e9
         first = phase.first_send_ns or start
         last = phase.last_receive_ns or end
@@ -197,6 +203,7 @@ class Run:
             spec = Broadcast(count=job.count, size=job.size, rate=job.rate)
         else:
             spec = Broadcast(count=1, size=job.size, rate=0)
+        self.steal = read_steal()
         self.window = (time.monotonic_ns(), *self.cpu())
         phase = await self.receive_broadcast(spec, job.latency)
         self.record_phase(phase, *self.window)

@@ -12,8 +12,19 @@ from pathlib import Path
 from typing import Any
 
 from ._scenarios import SERVERS, Scenario, ServerSpec
+from ._steal import NOISY_SHARE
 
-__all__ = ["BEGIN", "END", "Cell", "machine", "render", "summarise", "update_readme", "versions"]
+__all__ = [
+    "BEGIN",
+    "END",
+    "Cell",
+    "is_broken",
+    "machine",
+    "render",
+    "summarise",
+    "update_readme",
+    "versions",
+]
 
 BEGIN = "<!-- benchmark-results:begin (written by python -m benchmarks) -->"
 END = "<!-- benchmark-results:end -->"
@@ -54,7 +65,8 @@ class Cell:
     broken: int  # runs that violated the contract (order, loss, errors)
 
 
-def _is_broken(run: dict[str, Any]) -> bool:
+def is_broken(run: dict[str, Any]) -> bool:
+    """Whether ``run`` broke the contract (loss, reordering, an error)."""
     return bool(run.get("order_errors") or run.get("failures") or run.get("error"))
 
 
@@ -84,7 +96,7 @@ def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Cell]]:
                 value=statistics.median(values) if values else None,
                 runs=len(mine),
                 incomplete=sum(not r.get("complete") for r in mine),
-                broken=sum(_is_broken(r) for r in mine),
+                broken=sum(is_broken(r) for r in mine),
             )
         for scenario in "ABD":
             mine = [r for r in runs if r["server"] == server and r["scenario"] == scenario]
@@ -253,6 +265,7 @@ def render(
         is_base = server.name == server.baseline
         cells += [_pair(row, key, "us_per_event", None if is_base else base) for key in "AD"]
         lines.append(f"| {server.label} | " + " | ".join(cells) + " |")
+    lines += ["", _steal_text(runs)]
     caveat = " (quick mode: not meaningful)" if meta["quick"] else ""
     lines += ["", f"Targets (issue “Benchmarks”){caveat}:", "", "| target | result |", "|---|---|"]
     lines += [f"| {name} | {result} |" for name, result in _targets(table)]
@@ -274,6 +287,28 @@ def render(
     lines += [f"- {key}: {value}" for key, value in meta["machine"].items()]
     lines.append("- versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()))
     return "\n".join(lines) + "\n"
+
+
+def _steal_text(runs: Sequence[dict[str, Any]]) -> str:
+    # Idle connections (C) are not run again: memory does not depend on it.
+    runs = [run for run in runs if run.get("scenario") != "C"]
+    shares = [run["steal_share"] for run in runs if run.get("steal_share") is not None]
+    if not shares:
+        return "The hypervisor's steal time was not recorded (no /proc/stat)."
+    again = sum(run.get("attempts", 1) - 1 for run in runs)
+    noisy = [run for run in runs if (run.get("steal_share") or 0) > NOISY_SHARE]
+    text = (
+        "Time the hypervisor took from the pinned cores during the measured windows "
+        f"(steal): median {statistics.median(shares):.1%}, at most {max(shares):.1%} "
+        f"of a core; {again} repetitions were run again because it took more than "
+        f"{NOISY_SHARE:.0%}"
+    )
+    if not noisy:
+        return text + "."
+    kept = ", ".join(
+        f"{run['scenario']} {run['server']} ({run['steal_share']:.1%})" for run in noisy
+    )
+    return text + f", and these are kept still above it after the retries: {kept}."
 
 
 def _flatten(result: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:

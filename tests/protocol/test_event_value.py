@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 
 import pytest
 
@@ -130,3 +131,21 @@ def test_repr_hides_the_cache() -> None:
     event = Event("x")
     event.encode()
     assert repr(event) == "Event(data='x', event=None, id=None, retry=None)"
+
+
+def test_copies_keep_the_checks() -> None:
+    """The constructor is hand-written: replace(), pickle and keywords still work."""
+    event = Event("x", event="e", id="1", retry=5)
+    assert dataclasses.replace(event, data="y") == Event("y", event="e", id="1", retry=5)
+    with pytest.raises(ValueError, match="id"):
+        dataclasses.replace(event, id="a\nb")
+    assert pickle.loads(pickle.dumps(event)) == event
+    assert Event(data="x", retry=0).retry == 0
+
+
+@pytest.mark.parametrize("id", [None, "", "7"])
+def test_the_one_line_shape_encodes_like_the_others(id: str | None) -> None:
+    """An id and one line of data take a shortcut; the bytes are the same."""
+    line = b"" if id is None else f"id: {id}\n".encode()
+    assert Event("a b", id=id).encode() == line + b"data: a b\n\n"
+    assert Event("a\nb", id=id).encode() == line + b"data: a\ndata: b\n\n"

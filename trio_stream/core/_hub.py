@@ -42,8 +42,9 @@ class HubStatistics:
 
 
 def _first_full(queues: list[BoundedQueue[Event]]) -> BoundedQueue[Event] | None:
-    # Once per publish over every BLOCK subscriber: the queue's fields read
-    # directly (its _limit is its capacity while open, -1 once closed).
+    # Over every BLOCK subscriber, after a queue filled up (_Topic.maybe_full):
+    # the queue's fields read directly (_limit is the capacity while open, -1
+    # once closed).
     for queue in queues:
         limit = queue._limit
         if len(queue._items) >= limit > 0:
@@ -52,7 +53,7 @@ def _first_full(queues: list[BoundedQueue[Event]]) -> BoundedQueue[Event] | None
 
 
 class _Topic:
-    __slots__ = ("activity", "blocking", "fanout", "queues")
+    __slots__ = ("activity", "blocking", "fanout", "maybe_full", "queues")
 
     def __init__(self) -> None:
         self.activity = TopicActivity()
@@ -61,6 +62,10 @@ class _Topic:
         # so that a subscriber leaving mid-delivery cannot disturb the loop.
         self.fanout: tuple[BoundedQueue[Event], ...] | None = ()
         self.blocking: list[BoundedQueue[Event]] = []
+        # Set by deliver() when a queue reached its capacity; until then no
+        # BLOCK subscriber can be full and publish() skips looking for one
+        # (a pass over every subscriber, before the event's first write).
+        self.maybe_full = False
 
 
 class Hub:
@@ -112,16 +117,16 @@ class Hub:
         published. Raises :class:`InvalidTopicError` for a bad topic name,
         :class:`HubClosedError` once the Hub is closed.
         """
-        validate_topic(topic)
+        # A topic with subscribers was checked when they subscribed.
+        state = self._topics.get(topic) if type(topic) is str else None
+        if state is None:
+            validate_topic(topic)
         if not isinstance(event, Event):
             raise TypeError("publish() takes an Event")
         await trio.lowlevel.checkpoint_if_cancelled()
         self._check_open()
-        state = self._topics.get(topic)
-        if state is not None:
-            while (full := _first_full(state.blocking)) is not None:
-                await full._wait_for_room()
-                self._check_open()
+        if state is not None and state.maybe_full:
+            await self._wait_until_not_full(state)
         stamped = await self._broker.publish(topic, event)
         self._published += 1
         await trio.lowlevel.cancel_shielded_checkpoint()
@@ -163,8 +168,11 @@ class Hub:
                     queue._delivered += 1
                     continue
                 items.append(event)
-                if len(items) > queue._peak:
-                    queue._peak = len(items)
+                size = len(items)
+                if size > queue._peak:
+                    queue._peak = size
+                if size >= queue._limit:
+                    state.maybe_full = True
                 waiter = queue._waiter
                 if waiter is not None and len(items) >= queue._wake_at:
                     queue._waiter = None
@@ -187,11 +195,17 @@ class Hub:
         :class:`HubClosedError` if the Hub closes meanwhile.
         """
         state = self._topics.get(topic)
-        if state is not None:
-            while (full := _first_full(state.blocking)) is not None:
-                await full._wait_for_room()
-                self._check_open()
+        if state is not None and state.maybe_full:
+            await self._wait_until_not_full(state)
         await trio.lowlevel.checkpoint()
+
+    async def _wait_until_not_full(  # noqa: ASYNC910  its callers checkpoint after it
+        self, state: _Topic
+    ) -> None:
+        while (full := _first_full(state.blocking)) is not None:
+            await full._wait_for_room()
+            self._check_open()
+        state.maybe_full = False
 
     def disconnect_subscribers(self, topic: str, reason: str) -> int:
         """End every local subscriber of ``topic`` now, as if each had overflowed.

@@ -132,6 +132,16 @@ class MemoryBroker:
         self._position += 1
         position = self._position
         stamped = event.with_id(self._prefix + str(position))
+        try:
+            # Subscribers first: a paced event is written to their sockets
+            # right here, and the history's bookkeeping can wait until after.
+            if self._fanout is not None:
+                self._fanout.deliver(topic, stamped)
+        finally:
+            self._record(topic, stamped, position, now)
+        return stamped
+
+    def _record(self, topic: str, stamped: Event, position: int, now: float) -> None:
         log = self._logs.get(topic)
         if log is None:
             log = self._logs[topic] = _Log(self._forgotten)
@@ -147,9 +157,6 @@ class MemoryBroker:
             self._next_sweep = now + self._history.max_age / 2
         elif now >= self._next_sweep:
             self._sweep(now)
-        if self._fanout is not None:
-            self._fanout.deliver(topic, stamped)
-        return stamped
 
     async def replay(self, topic: str, last_event_id: str) -> list[Event] | None:
         """Events of ``topic`` after ``last_event_id``; None if the gap is not covered."""

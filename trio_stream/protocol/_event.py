@@ -8,7 +8,10 @@ from typing import Any
 
 __all__ = ["Event"]
 
-_LINE_BREAKS = ("\r", "\n")
+
+def _valid_id(id: str) -> bool:
+    # Three C-level searches: an id is checked on every publish.
+    return "\n" not in id and "\r" not in id and "\0" not in id
 
 
 def _split_lines(text: str) -> list[str]:
@@ -19,7 +22,7 @@ def _split_lines(text: str) -> list[str]:
     return text.split("\n")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Event:
     """One Server-Sent Event.
 
@@ -46,18 +49,32 @@ class Event:
     retry: int | None = None
     _encoded: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.data, str):
-            raise TypeError(f"Event data must be str, not {type(self.data).__name__}")
-        if self.event is not None and any(c in self.event for c in _LINE_BREAKS):
+    # Written by hand rather than generated: a frozen dataclass's __init__
+    # sets each field through object.__setattr__, and an Event is built for
+    # every publish. Same signature, same checks.
+    def __init__(
+        self,
+        data: str = "",
+        event: str | None = None,
+        id: str | None = None,
+        retry: int | None = None,
+    ) -> None:
+        if not isinstance(data, str):
+            raise TypeError(f"Event data must be str, not {type(data).__name__}")
+        if event is not None and ("\n" in event or "\r" in event):
             raise ValueError("Event type may not contain CR or LF")
-        if self.id is not None and (any(c in self.id for c in _LINE_BREAKS) or "\0" in self.id):
+        if id is not None and not _valid_id(id):
             raise ValueError("Event id may not contain CR, LF or NUL")
-        if self.retry is not None:
-            if not isinstance(self.retry, int) or isinstance(self.retry, bool):
+        if retry is not None:
+            if not isinstance(retry, int) or isinstance(retry, bool):
                 raise TypeError("Event retry must be an int (milliseconds)")
-            if self.retry < 0:
+            if retry < 0:
                 raise ValueError("Event retry may not be negative")
+        _set_data(self, data)
+        _set_event(self, event)
+        _set_id(self, id)
+        _set_retry(self, retry)
+        _set_encoded(self, None)
 
     @classmethod
     def json(
@@ -80,7 +97,7 @@ class Event:
 
     def with_id(self, id: str) -> Event:
         """Return a copy of this event carrying ``id`` (the Hub stamps ids this way)."""
-        if any(c in id for c in _LINE_BREAKS) or "\0" in id:
+        if not _valid_id(id):
             raise ValueError("Event id may not contain CR, LF or NUL")
         return Event._trusted(self.data, self.event, id, self.retry)
 
@@ -91,7 +108,16 @@ class Event:
         subscribers is encoded once.
         """
         encoded = self._encoded
-        if encoded is None:
+        if encoded is not None:
+            return encoded
+        data = self.data
+        if self.event is None and self.retry is None and "\n" not in data and "\r" not in data:
+            # The common shape (an id and one line of data) in one format.
+            if self.id is None:
+                encoded = f"data: {data}\n\n".encode()
+            else:
+                encoded = f"id: {self.id}\ndata: {data}\n\n".encode()
+        else:
             parts = []
             if self.event is not None:
                 parts.append(f"event: {self.event}\n")
@@ -99,20 +125,19 @@ class Event:
                 parts.append(f"id: {self.id}\n")
             if self.retry is not None:
                 parts.append(f"retry: {self.retry}\n")
-            data = self.data
             if "\n" in data or "\r" in data:
                 parts.extend(f"data: {line}\n" for line in _split_lines(data))
             else:
                 parts.append(f"data: {data}\n")
             parts.append("\n")
             encoded = "".join(parts).encode("utf-8")
-            object.__setattr__(self, "_encoded", encoded)
+        _set_encoded(self, encoded)
         return encoded
 
     @classmethod
     def _trusted(cls, data: str, event: str | None, id: str | None, retry: int | None) -> Event:
         # Fast path for values already known to be valid (decoded from a
-        # stream, or re-stamped with a checked id): skips __post_init__. The
+        # stream, or re-stamped with a checked id): skips the checks. The
         # slots' own setters are the cheapest way past the frozen __setattr__.
         self = _new_object(cls)
         _set_data(self, data)

@@ -206,7 +206,10 @@ class ResponseBase:
                     self._encode,
                     keepalive_interval=self._keepalive_interval,
                     full=self._batch_full,
-                    written=self._written,
+                    # Not told when not listening: once per event per stream.
+                    written=None
+                    if type(self)._written is ResponseBase._written
+                    else self._written,
                 )
             finally:
                 if shutdown is not None:

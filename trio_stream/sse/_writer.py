@@ -410,15 +410,15 @@ async def pump(
     *,
     keepalive_interval: float | None,
     full: Callable[[list[T]], bool],
-    written: Callable[[int], None],
+    written: Callable[[int], None] | None,
 ) -> None:
     """Write the preamble, then every batch the feed gives, until it ends or a send fails.
 
     ``encode`` turns a batch into the bytes of one write (a ``TypeError`` from
     it marks the feed failed); ``full(batch)`` stops coalescing early (a
-    batch already as large as a write should be); ``written(n)`` is told
-    after each write how many items it carried (whether or not it went out),
-    so that a feed can free the room they held.
+    batch already as large as a write should be); ``written(n)``, if given,
+    is told after each write how many items it carried (whether or not it
+    went out), so that a feed can free the room they held.
 
     Coalescing (:func:`_coalesce`): a batch smaller than ``max_batch`` may
     wait for more items from a fast producer, except the stream's first
@@ -513,7 +513,7 @@ class _Batches(Generic[T]):
         max_batch: int,
         encode: Callable[[list[T]], bytes],
         full: Callable[[list[T]], bool],
-        written: Callable[[int], None],
+        written: Callable[[int], None] | None,
     ) -> None:
         self._feed = feed
         self._writer = writer
@@ -556,7 +556,8 @@ class _Batches(Generic[T]):
         if outcome is False:
             return False
         self._first = False
-        self._written(1)
+        if self._written is not None:
+            self._written(1)
         if outcome is None and self.idle is not None:
             # Torn: only the writer's task may finish the chunk, and now.
             self.idle.cancel()
@@ -587,7 +588,8 @@ class _Batches(Generic[T]):
                 return False
             return await writer.write(data, events=len(batch))
         finally:
-            self._written(len(batch))
+            if self._written is not None:
+                self._written(len(batch))
 
 
 async def watch_disconnect(
