@@ -140,7 +140,14 @@ class DirectBody:
         sock = self._socket
         if sock is None or self._torn or self._lock.locked():
             raise trio.WouldBlock
-        chunk = b"%x\r\n%b\r\n" % (len(data), data)
+        global _last_framed
+        framed = _last_framed
+        if data is framed[0]:
+            chunk = framed[1]  # the same event, to the next subscriber
+        else:
+            chunk = b"%x\r\n%b\r\n" % (len(data), data)
+            if len(data) <= _FRAMED_MAX:
+                _last_framed = (data, chunk)
         try:
             written = os.write(sock.fileno(), chunk)  # looked up per write: see _write_some
         except BlockingIOError:
@@ -168,6 +175,14 @@ class DirectBody:
             self._torn = False
         finally:
             lock.release()
+
+
+# The last chunk framed by write_nowait, with the data it frames: an event
+# fanned out inline reaches write_nowait once per subscriber with the same
+# bytes object, so it is framed once. Holding the data keeps its identity
+# from being reused; large data is not held.
+_FRAMED_MAX = 16384
+_last_framed: tuple[bytes, bytes] = (b"", b"")
 
 
 def direct_body(send: Send) -> DirectBody | None:

@@ -484,6 +484,13 @@ async def pump(
             watch.close()
 
 
+# The last Event offered inline, its bytes and the time: the Hub offers one
+# event to every waiting subscriber in turn, so each after the first skips
+# the clock and the encoding. Holding the event keeps its identity from
+# being reused.
+_last_offered: tuple[object, bytes, float] = (None, b"", 0.0)
+
+
 class _Batches(Generic[T]):
     """Coalesces, encodes and writes the batches of :func:`pump`.
 
@@ -544,14 +551,22 @@ class _Batches(Generic[T]):
         waits with nothing in hand. A chunk the kernel took only part of is
         finished by the writer's task, woken for it. Never raises.
         """
-        now = self._clock.current_time()
-        if self._events and isinstance(item, Event):
-            data = item.encode()
+        global _last_offered
+        offered = _last_offered
+        if item is offered[0] and self._events:
+            # The same event, to the next subscriber of one fan-out: its bytes
+            # and the time are those of the first (microseconds apart).
+            data, now = offered[1], offered[2]
         else:
-            try:
-                data = self._encode([item])
-            except TypeError:
-                return False  # the writer's own path reports it
+            now = self._clock.current_time()
+            if self._events and isinstance(item, Event):
+                data = item.encode()
+                _last_offered = (item, data, now)
+            else:
+                try:
+                    data = self._encode([item])
+                except TypeError:
+                    return False  # the writer's own path reports it
         outcome = self._writer.write_nowait(data, now, 1)
         if outcome is False:
             return False
