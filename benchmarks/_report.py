@@ -305,10 +305,15 @@ def _steal_text(runs: Sequence[dict[str, Any]]) -> str:
     )
     if not noisy:
         return text + "."
-    kept = ", ".join(
-        f"{run['scenario']} {run['server']} ({run['steal_share']:.1%})" for run in noisy
+    counts = ", ".join(
+        f"{key} {sum(run['scenario'] == key for run in noisy)} of "
+        f"{sum(run['scenario'] == key for run in runs)}"
+        for key in sorted({run["scenario"] for run in noisy})
     )
-    return text + f", and these are kept still above it after the retries: {kept}."
+    return (
+        text + f"; still above it after the retries: {counts} repetitions "
+        "(`steal_share` in the raw results names them)."
+    )
 
 
 def _flatten(result: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:

@@ -104,4 +104,4 @@ def test_the_report_says_what_the_host_took() -> None:
                   meta=meta)  # fmt: skip
     assert "median 1.0%, at most 5.0% of a core" in text
     assert "4 repetitions were run again" in text
-    assert "kept still above it after the retries: B trio_stream_sse (5.0%)" in text
+    assert "still above it after the retries: B 1 of 3 repetitions" in text
