@@ -177,7 +177,10 @@ class Hub:
                 if waiter is not None and len(items) >= queue._wake_at:
                     queue._waiter = None
                     reschedule(waiter)
-            elif not queue._offer_full(event):
+            else:
+                state.maybe_full = True  # it was full already
+                if queue._offer_full(event):
+                    continue
                 if ended is None:
                     ended = []
                 ended.append(queue)
