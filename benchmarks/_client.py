@@ -164,6 +164,7 @@ class Run:
                 latency_p50_ms=latencies[n // 2] / 1e6,
                 latency_p99_ms=latencies[min(n - 1, (n * 99) // 100)] / 1e6,
                 latency_max_ms=latencies[-1] / 1e6,
+                latency_by_event_us=by_event(phase.latency_events, phase.latencies),
             )
 
     async def timed_connect(self, count: int) -> None:
@@ -233,6 +234,14 @@ class Run:
         if self.current is not None and self.window is not None:
             self.record_phase(self.current, *self.window)
         self.result["complete"] = False
+
+
+def by_event(events: list[bytes], latencies: list[int]) -> list[list[int]]:
+    """Latencies (ns) grouped by event, rounded to µs, in sequence order (see ``_uncertainty``)."""
+    grouped: dict[int, list[int]] = {}
+    for event, latency in zip(events, latencies, strict=True):
+        grouped.setdefault(int(event, 16), []).append((latency + 500) // 1000)
+    return [grouped[seq] for seq in sorted(grouped)]
 
 
 def _process_cpu(process: psutil.Process) -> float:

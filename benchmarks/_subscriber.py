@@ -45,6 +45,7 @@ class Phase:
     first_send_ns: int = 0
     last_receive_ns: int = 0
     latencies: list[int] = field(default_factory=list)
+    latency_events: list[bytes] = field(default_factory=list)  # the hex seq of each latency
     record_latency: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
     sequence: ExpectedSequence = field(init=False)
@@ -161,6 +162,7 @@ class Subscriber(asyncio.Protocol):
                     phase.first_send_ns = sent
             if phase.record_latency:
                 phase.latencies.extend(now - int(sent_hex, 16) for _, sent_hex in timed)
+                phase.latency_events.extend(seqs)
         else:
             seqs = sequences(blob, kind)
         count = len(seqs)
