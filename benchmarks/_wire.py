@@ -94,6 +94,9 @@ class HeadParser:
         return rest
 
 
+_HEX_SIZES = [b"%x" % size for size in range(1 << 14)]  # size lines of chunks up to 16 KiB
+
+
 class ChunkedDecoder:
     """Incremental ``Transfer-Encoding: chunked`` decoder (no trailers expected)."""
 
@@ -103,17 +106,29 @@ class ChunkedDecoder:
         self.skip = 0  # bytes of the CRLF after a chunk still to skip
         self.finished = False
 
+    def whole_chunk(self, data: bytes) -> int:
+        """Where the data of ``data`` starts, if it is exactly one whole chunk; else 0.
+
+        The common read (an event written at once), checked in a few C
+        calls, so that an SSE event costs the client no more than a
+        WebSocket frame. 0 too when the decoder holds part of a chunk.
+        """
+        if self.buffer or self.remaining or self.skip or self.finished:
+            return 0
+        # The size line must be what this read's length implies: one
+        # comparison, instead of parsing the hex (which costs more than all
+        # the rest). Other spellings (extensions, leading zeros) take the
+        # general path.
+        end = data.find(b"\r\n")
+        size = len(data) - end - 4
+        if 0 < size < len(_HEX_SIZES) and data[:end] == _HEX_SIZES[size]:
+            return end + 2
+        return 0
+
     def feed(self, data: bytes) -> bytes:
-        if not (self.buffer or self.remaining or self.skip or self.finished):
-            # The common read: exactly one whole chunk (an event written at
-            # once). Parsed in a few C calls, so that an SSE event costs the
-            # client no more than a WebSocket frame.
-            end = data.find(b"\r\n", 0, 18)
-            if end > 0 and b";" not in data[:end]:
-                start = end + 2
-                stop = start + int(data[:end], 16)
-                if stop > start and len(data) == stop + 2:
-                    return data[start:stop]
+        start = self.whole_chunk(data)
+        if start:
+            return data[start:-2]
         buffer = self.buffer + data if self.buffer else data
         out: list[bytes] = []
         pos = 0
@@ -147,7 +162,8 @@ class SSEEvents:
     """Cuts an SSE body at event boundaries.
 
     ``feed`` returns the bytes of the events completed so far (after an LF,
-    ending with a blank line) and keeps the incomplete rest for the next call.
+    ending with a blank line) and keeps the incomplete rest for the next call;
+    ``buffer`` is that rest.
     """
 
     def __init__(self) -> None:
@@ -169,6 +185,20 @@ class WebSocketFrames:
     Pings are collected in ``pings`` (the caller answers and clears them); a
     close frame sets ``close_received``. Binary messages are ignored.
     """
+
+    def one_text(self, data: bytes) -> bool:
+        """Whether ``data`` is exactly one whole short text frame, nothing held before it.
+
+        The common read, checked in a few C calls; its payload is ``data[2:]``.
+        """
+        return (
+            not self.buffer
+            and not self.fragments
+            and len(data) > 2
+            and data[0] == 0x81
+            and data[1] < 126
+            and len(data) == data[1] + 2
+        )
 
     def __init__(self) -> None:
         self.buffer = b""
@@ -242,7 +272,8 @@ def sequences(blob: bytes, kind: int) -> list[bytes]:
     """The hex sequence numbers of the events in ``blob``.
 
     ``blob`` starts with LF, then holds, by ``kind``: ``SSE`` complete events
-    (from :class:`SSEEvents`); ``RAW`` text messages, or ``JSON`` messages,
+    (from :class:`SSEEvents`, or one whole chunk of them as read: its size
+    line ends with that LF); ``RAW`` text messages, or ``JSON`` messages,
     each followed by LF.
     """
     found: list[bytes] = _SEQUENCE[kind].findall(blob)

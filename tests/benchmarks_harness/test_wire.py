@@ -33,3 +33,16 @@ def test_extensions_and_the_last_chunk() -> None:
     assert decoder.feed(b"0\r\n\r\n") == b""
     assert decoder.finished
     assert decoder.feed(chunk(b"after")) == b""
+
+
+def test_only_the_canonical_size_line_takes_the_short_path() -> None:
+    decoder = ChunkedDecoder()
+    assert decoder.whole_chunk(chunk(b"abcdef")) == 3
+    assert decoder.whole_chunk(chunk(b"x" * 300)) == 5
+    for other in (b"06\r\nabcdef\r\n", b"A\r\n" + b"x" * 10 + b"\r\n", b"6;e=1\r\nabcdef\r\n"):
+        assert decoder.whole_chunk(other) == 0
+        assert decoder.feed(other) in (b"abcdef", b"x" * 10)  # the general path decodes it
+    assert decoder.whole_chunk(b"no line end") == 0
+    assert decoder.whole_chunk(chunk(b"abcdef") + b"4") == 0  # more than one chunk
+    decoder.feed(b"6\r\nabc")
+    assert decoder.whole_chunk(chunk(b"abcdef")) == 0  # part of a chunk is held

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -22,6 +23,23 @@ from trio_stream.testing import open_test_server
 
 SAFETY = 20  # seconds: a bound on each test, never a wait for something to happen
 STREAM = b"id: 1\nevent: greeting\ndata: hello\n\nid: 2\ndata: two\ndata: lines\n\nid\ndata: 3\n\n"
+
+
+@pytest.fixture
+def interactive_ctrl_c() -> Iterator[None]:
+    """Ctrl-C raises ``KeyboardInterrupt`` here and in children, as in a terminal.
+
+    A command started in the background by a shell without job control
+    (``nohup make test &``) inherits SIGINT *ignored*; Python then installs no
+    handler, and neither does trio, nor does a child process (an ignored
+    signal stays ignored across exec). Python's own handler, set for the
+    test, is reset to the default in a child at exec.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @dataclass
@@ -216,6 +234,7 @@ async def test_a_fatal_error_is_one_line_on_stderr_unless_verbose(verbose: bool)
         assert len(lines) == 2
 
 
+@pytest.mark.usefixtures("interactive_ctrl_c")
 async def test_ctrl_c_exits_130_quietly() -> None:
     app = Script([(200, None)])
     with trio.fail_after(SAFETY):
@@ -252,6 +271,7 @@ async def test_closed_stdout_pipe_exits_quietly() -> None:
     assert err == b""
 
 
+@pytest.mark.usefixtures("interactive_ctrl_c")
 def test_ctrl_c_in_process_returns_130(capsys: pytest.CaptureFixture[str]) -> None:
     # main() runs trio in this (the main) thread, where Ctrl-C is delivered;
     # the server runs in its own thread and sends SIGINT once the request is in.
