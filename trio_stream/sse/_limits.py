@@ -38,9 +38,11 @@ ClientKey = Callable[[Scope], str]
 def client_address(scope: Scope) -> str:
     """The request's peer address (``scope["client"]``'s host), or ``"unknown"``.
 
-    Behind a reverse proxy every request comes from the proxy: give the
-    middleware a ``key`` that reads the address the proxy forwards (only
-    from a proxy you trust: clients can set such headers themselves).
+    Behind a reverse proxy every request comes from the proxy: wrap the
+    application in Hypercorn's ``ProxyFixMiddleware``, which puts the
+    address the proxy forwards into ``scope["client"]`` (the deploying
+    guide shows how), or give the middleware a ``key`` that reads it. Only
+    from a proxy you trust: clients can set such headers themselves.
     """
     client = scope.get("client")
     if not client:
