@@ -11,14 +11,14 @@ from trio_stream.protocol import Event
 from trio_stream.sse import EventStream
 from trio_stream.sse._asgi import Message, Receive, Scope, Send
 from trio_stream.sse._hub import SubscriptionFeed, hub_feed_factory
-from trio_stream.sse._writer import (
+from trio_stream.sse._pump import (
     _COALESCE_DELAY,
     _COALESCE_MAX_DELAY,
-    Writer,
     _coalesce,
     coalescing_delay,
     pump,
 )
+from trio_stream.sse._writer import Writer
 from trio_stream.testing import open_asgi_client, open_sse_reader
 
 

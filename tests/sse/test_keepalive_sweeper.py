@@ -16,7 +16,8 @@ from trio_stream.sse import EventStream, Route, Router, sse_response
 from trio_stream.sse._asgi import Message, Scope
 from trio_stream.sse._feeds import encode_events
 from trio_stream.sse._keepalive import KeepaliveWatch
-from trio_stream.sse._writer import Writer, pump
+from trio_stream.sse._pump import pump
+from trio_stream.sse._writer import Writer
 from trio_stream.testing import open_sse_reader, open_test_server
 
 SWEEPER = "trio_stream keepalive sweeper"

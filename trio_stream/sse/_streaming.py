@@ -20,9 +20,11 @@ from ._asgi import Receive, Scope, Send, handle_lifespan
 from ._compress import SyncFlushGzip
 from ._feeds import Feed, encode_events
 from ._lifetime import DEFAULT_LIFETIME_JITTER, LifetimeFeed, check_lifetime, draw_lifetime
+from ._pump import pump
 from ._request import RequestRejected, accepts_gzip
 from ._serve import current_shutdown_event
-from ._writer import Ending, Writer, pump, unwatch_shutdown, watch_disconnect, watch_shutdown
+from ._watchers import unwatch_shutdown, watch_disconnect, watch_shutdown
+from ._writer import Ending, Writer
 
 __all__ = ["ResponseBase", "encode_headers"]
 

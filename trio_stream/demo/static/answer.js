@@ -38,7 +38,8 @@ export function startAnswers(config, state) {
   const output = $("llm-answer");
   const askButton = $("llm-ask");
   const stopButton = $("llm-stop");
-  const llm = (state.llm = { text: "", tokens: 0, status: "idle", answers: 0 });
+  // chunks: content chunks received; the relay may merge several tokens into one.
+  const llm = (state.llm = { text: "", chunks: 0, status: "idle", answers: 0 });
   let controller = null;
 
   function finish(status, label, note) {
@@ -57,23 +58,23 @@ export function startAnswers(config, state) {
     for (const choice of chunk.choices || []) {
       const text = choice.delta && choice.delta.content;
       if (!text) continue;
-      if (!llm.tokens) $("llm-ttft").textContent = `${Math.round(performance.now() - started)} ms`;
-      llm.tokens += 1;
+      if (!llm.chunks) $("llm-ttft").textContent = `${Math.round(performance.now() - started)} ms`;
+      llm.chunks += 1;
       llm.text += text;
       output.append(llm.text === text ? text.trimStart() : text); // no indent on line one
-      $("llm-tokens").textContent = String(llm.tokens);
+      $("llm-chunks").textContent = String(llm.chunks);
     }
   }
 
   async function ask(prompt) {
     controller = new AbortController();
     llm.text = "";
-    llm.tokens = 0;
+    llm.chunks = 0;
     llm.answers += 1;
     llm.status = "streaming";
     output.textContent = "";
     output.classList.add("streaming");
-    $("llm-tokens").textContent = "0";
+    $("llm-chunks").textContent = "0";
     $("llm-ttft").textContent = "—";
     askButton.disabled = true;
     stopButton.disabled = false;
