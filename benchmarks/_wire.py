@@ -186,6 +186,13 @@ class WebSocketFrames:
     close frame sets ``close_received``. Binary messages are ignored.
     """
 
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.fragments: list[bytes] = []
+        self.fragment_opcode = 0
+        self.pings: list[bytes] = []
+        self.close_received = False
+
     def one_text(self, data: bytes) -> bool:
         """Whether ``data`` is exactly one whole short text frame, nothing held before it.
 
@@ -199,13 +206,6 @@ class WebSocketFrames:
             and data[1] < 126
             and len(data) == data[1] + 2
         )
-
-    def __init__(self) -> None:
-        self.buffer = b""
-        self.fragments: list[bytes] = []
-        self.fragment_opcode = 0
-        self.pings: list[bytes] = []
-        self.close_received = False
 
     def feed(self, data: bytes) -> list[bytes]:
         buffer = self.buffer + data if self.buffer else data
